@@ -1,0 +1,36 @@
+"""sinfree: training-free single-image diffusion with a closed-form patch denoiser.
+
+Qiu, Kutulakos, Lindell, "Efficient and Training-Free Single-Image Diffusion Models", CVPR 2026.
+"""
+
+from .backends import BACKENDS, denoise_patches, make_backend
+from .errors import InputImageError, MemoryBudgetError, OutputError, SinfreeError
+from .generate import GenerationResult, GenerationSettings, Progress, generate, generate_samples
+from .image_denoiser import ImageDenoiser
+from .image_io import load_image, save_png
+from .sampler import ddim_eta_step, sample_scale, two_scale_blend
+from .schedule import flow_schedule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKENDS",
+    "GenerationResult",
+    "GenerationSettings",
+    "ImageDenoiser",
+    "InputImageError",
+    "MemoryBudgetError",
+    "OutputError",
+    "Progress",
+    "SinfreeError",
+    "ddim_eta_step",
+    "denoise_patches",
+    "flow_schedule",
+    "generate",
+    "generate_samples",
+    "load_image",
+    "make_backend",
+    "sample_scale",
+    "save_png",
+    "two_scale_blend",
+]

@@ -1,0 +1,64 @@
+"""The one seam every patch-denoiser backend implements: Eq. 2 for a batch of noisy patches."""
+
+from __future__ import annotations
+
+import torch
+
+# Bytes one fp32 / fp64 number takes.
+FP32 = 4
+FP64 = 8
+
+
+class PatchBackend:
+    """Eq. 2 against a fixed patch set ``Y`` (M, D): ``xhat0(x) = sum_i softmax_i(-||x - a y_i||^2 / 2 s^2) y_i``.
+
+    A backend is built once per patch set (once per scale) and then called for any number of
+    noisy patches and noise levels. Subclasses implement ``_denoise`` for 0 < alpha and sigma > 0;
+    the limits alpha = 0 (every weight equal: the mean patch) and sigma = 0 (the nearest patch to
+    x / alpha) are handled here, identically for every backend.
+    """
+
+    name = "base"
+    chunk_size: int
+
+    def __init__(self, patches: torch.Tensor):
+        if patches.ndim != 2 or patches.shape[0] < 1:
+            raise ValueError(f"patches must be a non-empty (M, D) tensor, got shape {tuple(patches.shape)}")
+        self.num_patches, self.dim = patches.shape
+        self.mean = patches.mean(dim=0, dtype=torch.float64).to(patches.dtype)
+
+    def __call__(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must be (N, {self.dim}), got shape {tuple(x.shape)}")
+        if alpha < 0 or sigma < 0:
+            raise ValueError(f"alpha and sigma must be >= 0, got alpha={alpha}, sigma={sigma}")
+        if alpha == 0:
+            return self.mean.to(x.dtype).expand_as(x).clone()
+        if sigma == 0:
+            return self._nearest(x / alpha)
+        return self._denoise(x, float(alpha), float(sigma))
+
+    def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _nearest(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @classmethod
+    def default_chunk_size(cls, dim: int) -> int:
+        """Queries denoised at once by default, for patches of dimension ``dim``."""
+        raise NotImplementedError
+
+    @classmethod
+    def estimate_bytes(cls, num_patches: int, dim: int, num_queries: int, chunk_size: int | None = None) -> int:
+        """Peak bytes held while denoising ``num_queries`` patches against ``num_patches`` (index included)."""
+        raise NotImplementedError
+
+    def memory_bytes(self, num_queries: int) -> int:
+        """Peak bytes this backend holds while denoising ``num_queries`` patches (index included)."""
+        return self.estimate_bytes(self.num_patches, self.dim, num_queries, self.chunk_size)
+
+    @staticmethod
+    def flops(num_queries: int, num_patches: int, dim: int) -> float:
+        """Floating-point operations of one exact Eq. 2 evaluation: 4 N M D (scores and average)."""
+        return 4.0 * num_queries * num_patches * dim

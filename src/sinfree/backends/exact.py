@@ -1,0 +1,70 @@
+"""Exact Eq. 2 through PyTorch's fused attention (DESIGN.md §1, "As attention")."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import FP32, PatchBackend
+
+DEFAULT_CHUNK_BYTES = 128 * 2**20
+
+
+class ExactBackend(PatchBackend):
+    """Eq. 2 exactly, in fp32, as ``softmax(Q K^T / s^2) V`` with homogeneous coordinates.
+
+    With the patches centred on their mean mu (y' = y - mu, x' = x - a mu; distances are unchanged)
+    the logits of Eq. 2 are ``(a x'.y' - a^2 ||y'||^2 / 2) / s^2`` up to a per-query constant, so
+
+        Q = [a x', -a^2 / 2],   K = [y', ||y'||^2],   V = K,   scale = 1 / s^2,
+
+    and ``xhat0 = (softmax(Q K^T scale) V)[:, :D] + mu``. K is built once per patch set and reused
+    for every step; V is K itself (its last column is dropped from the output), so the index costs
+    M (D + 1) floats. Centring keeps the dot products small, which is what fp32 precision needs at
+    small s. ``scaled_dot_product_attention`` never materialises the N x M score matrix; queries go
+    through it in chunks of ``chunk_size`` so that peak memory is bounded and known in advance.
+    """
+
+    name = "exact"
+
+    def __init__(self, patches: torch.Tensor, chunk_size: int | None = None):
+        super().__init__(patches)
+        centred = patches.to(torch.float32) - self.mean.to(torch.float32)
+        self.keys = torch.cat([centred, centred.square().sum(dim=1, keepdim=True)], dim=1).contiguous()
+        self.chunk_size = chunk_size or self.default_chunk_size(self.dim)
+
+    def _centred_chunks(self, x: torch.Tensor, alpha: float):
+        """Chunks of ``x - alpha mu`` in fp32, with their start rows."""
+        shift = alpha * self.mean.to(torch.float32)
+        for start in range(0, x.shape[0], self.chunk_size):
+            yield start, x[start : start + self.chunk_size].to(torch.float32) - shift
+
+    def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+        out = torch.empty(x.shape, dtype=torch.float32)
+        keys = self.keys.unsqueeze(0)
+        for start, xc in self._centred_chunks(x, alpha):
+            query = torch.cat([alpha * xc, torch.full((len(xc), 1), -0.5 * alpha**2)], dim=1)
+            attended = F.scaled_dot_product_attention(query.unsqueeze(0), keys, keys, scale=1.0 / sigma**2)
+            out[start : start + len(xc)] = attended[0, :, : self.dim]
+        out += self.mean.to(torch.float32)
+        return out.to(x.dtype)
+
+    def _nearest(self, x: torch.Tensor) -> torch.Tensor:
+        centred = self.keys[:, : self.dim]
+        half_norms = 0.5 * self.keys[:, self.dim]
+        out = torch.empty(x.shape, dtype=torch.float32)
+        for start, xc in self._centred_chunks(x, 1.0):
+            best = (xc @ centred.T - half_norms).argmax(dim=1)
+            out[start : start + len(xc)] = centred[best]
+        out += self.mean.to(torch.float32)
+        return out.to(x.dtype)
+
+    @classmethod
+    def default_chunk_size(cls, dim: int) -> int:
+        """Queries per chunk so that the chunk's query, output and centred copies fit 128 MiB."""
+        return max(64, DEFAULT_CHUNK_BYTES // (3 * FP32 * (dim + 1)))
+
+    @classmethod
+    def estimate_bytes(cls, num_patches: int, dim: int, num_queries: int, chunk_size: int | None = None) -> int:
+        chunk = min(num_queries, chunk_size or cls.default_chunk_size(dim))
+        return FP32 * (num_patches + 3 * chunk) * (dim + 1)

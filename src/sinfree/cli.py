@@ -1,0 +1,174 @@
+"""The ``sinfree`` command: parse, load, call one library function, save."""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from . import __version__
+from .backends import BACKENDS
+from .errors import InputImageError, OutputError, SinfreeError
+from .generate import GenerationSettings, estimate_peak_bytes, generate_samples
+from .image_io import check_writable_directory, load_image, save_png
+from .memory import format_bytes
+from .pyramid import resolve_num_scales
+
+app = typer.Typer(
+    help="Generate, edit and enhance images from a single image, with no training.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True)
+
+
+def parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
+    """'WIDTHxHEIGHT' -> (height, width)."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or min(int(match[1]), int(match[2])) < 1:
+        raise SinfreeError(f"--size must look like WIDTHxHEIGHT, e.g. 320x240; got {text!r}")
+    return int(match[2]), int(match[1])
+
+
+def parse_scales(text: str) -> Optional[int]:
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise SinfreeError(f"--scales must be a positive integer or 'auto', got {text!r}")
+    return int(text)
+
+
+def parse_rho(text: str) -> float:
+    try:
+        rho = math.inf if text in ("inf", "infinity") else float(text)
+    except ValueError:
+        raise SinfreeError(f"--rho must be a positive number or 'inf', got {text!r}") from None
+    if not rho > 0:
+        raise SinfreeError(f"--rho must be a positive number or 'inf', got {text!r}")
+    return rho
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"sinfree {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def generate(
+    input: Annotated[Path, typer.Argument(help="The reference image (PNG, JPEG, TIFF...; gray, RGB or RGBA; 8 or 16 bit).")],
+    outdir: Annotated[Path, typer.Option("-o", "--outdir", help="Folder for the samples (created if missing).")] = Path("samples"),
+    num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=1, help="Number of samples.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the first sample; sample i uses seed + i.")] = 0,
+    size: Annotated[Optional[str], typer.Option("--size", help="Output size WIDTHxHEIGHT (default: the input's).")] = None,
+    steps: Annotated[int, typer.Option("--steps", "-T", min=1, help="Denoiser calls per scale (T).")] = 10,
+    eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5: 0 = DDIM, 1 = full re-noising.")] = 0.0,
+    patch_size: Annotated[int, typer.Option("--patch-size", "-P", min=1, help="Patch size P.")] = 15,
+    scales: Annotated[str, typer.Option("--scales", "-S", help="Number of pyramid scales S, or 'auto'.")] = "4",
+    min_coarsest: Annotated[Optional[float], typer.Option("--min-coarsest", help="With --scales auto: the coarsest short side in px (default 1.5 P).")] = None,
+    rho: Annotated[str, typer.Option("--rho", help="Width of the Gaussian fold window on [-1, 1] patch coordinates, or 'inf'.")] = "0.2",
+    stride: Annotated[int, typer.Option("--stride", min=1, help="Query patch stride.")] = 1,
+    backend: Annotated[str, typer.Option("--backend", help=f"Patch denoiser: {', '.join(sorted(BACKENDS))}.")] = "exact",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Generate new images with the patch statistics of INPUT (coarse-to-fine, Eq. 2 and Eq. 5)."""
+    settings = GenerationSettings(
+        patch_size=patch_size,
+        num_scales=parse_scales(scales),
+        steps=steps,
+        eta=eta,
+        rho=parse_rho(rho),
+        stride=stride,
+        backend=backend,
+        min_coarsest_side=min_coarsest,
+    )
+    output_shape = parse_size(size)
+    reference, _ = load_image(input)  # read once up front: bad input fails before any work
+    outdir = check_writable_directory(outdir)
+    input_shape = tuple(reference.shape[-2:])
+    output_shape = output_shape or input_shape
+    num_scales = resolve_num_scales(input_shape, output_shape, patch_size, settings.num_scales, min_coarsest)
+    estimate = estimate_peak_bytes(reference.shape[0], input_shape, output_shape, settings, num_samples)
+    stderr.print(
+        f"{input.name}: {input_shape[1]}x{input_shape[0]} -> {output_shape[1]}x{output_shape[0]} px, "
+        f"{num_scales} scales x {steps} steps, backend {backend}, peak memory ~{format_bytes(estimate)}"
+    )
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("generating", total=num_samples * num_scales * steps)
+        result = generate_samples(
+            input,
+            settings,
+            num_samples=num_samples,
+            size=output_shape,
+            seed=seed,
+            progress=lambda p: bar.update(
+                task, completed=p.calls_done, description=f"sample {p.sample + 1}/{num_samples} scale {p.scale} t={p.step}"
+            ),
+        )
+    for array, sample_seed in zip(result.samples, result.seeds):
+        path = outdir / f"{input.stem}_seed{sample_seed}.png"
+        if path.exists() and path.resolve() == input.resolve():
+            raise OutputError(f"{path}: refusing to overwrite the input image")
+        save_png(array, path, result.settings | {"input": input.name, "seed": sample_seed, "version": __version__})
+        typer.echo(str(path))
+    typer.echo(f"{num_samples} sample(s) in {result.seconds_per_sample * num_samples:.2f} s: {result.seconds_per_sample:.2f} s per sample")
+
+
+def progress_bar(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=quiet,
+        transient=False,
+    )
+
+
+def main() -> None:
+    """Entry point: run the app; user errors become one line on stderr and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except SinfreeError as error:
+        print(f"sinfree: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except ValueError as error:
+        print(f"sinfree: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("sinfree: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as error:  # click's usage errors arrive here in non-standalone mode
+        handle_click_error(error)
+
+
+def handle_click_error(error: Exception) -> None:
+    import click
+
+    if isinstance(error, click.exceptions.Exit):
+        sys.exit(error.exit_code)
+    if isinstance(error, click.ClickException):
+        error.show()
+        sys.exit(error.exit_code)
+    if isinstance(error, click.exceptions.Abort):
+        print("sinfree: aborted", file=sys.stderr)
+        sys.exit(1)
+    raise error
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Coarse-to-fine generation from one image (DESIGN.md §1): the public ``generate`` function."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from .backends import backend_class_for
+from .image_denoiser import ImageDenoiser
+from .image_io import ImageLike, load_image, tensor_to_array
+from .memory import check_fits
+from .pyramid import build_pyramid, level_shapes, resolve_num_scales
+from .sampler import sample_scale
+from .schedule import S_MIN, flow_schedule
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Every knob of the sampler, with the paper's Table-1 defaults."""
+
+    patch_size: int = 15
+    num_scales: int | None = 4  # None: automatic from min_coarsest_side
+    steps: int = 10
+    eta: float = 0.0
+    rho: float = 0.2
+    stride: int = 1
+    backend: str = "exact"
+    min_coarsest_side: float | None = None  # automatic S only; default 1.5 * patch_size
+    s_min: float = S_MIN
+
+    def validate(self) -> None:
+        if self.patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1, got {self.patch_size}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not 0.0 <= self.eta <= 1.0:
+            raise ValueError(f"eta must be in [0, 1], got {self.eta}")
+        if not self.rho > 0:
+            raise ValueError(f"rho must be > 0 (or inf), got {self.rho}")
+        if self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One finished denoiser call, passed to the ``progress`` callback."""
+
+    sample: int
+    scale: int  # pyramid level, num_scales - 1 (coarsest) .. 0 (full size)
+    step: int  # t, num_steps .. 1
+    calls_done: int
+    calls_total: int
+
+
+@dataclass
+class GenerationResult:
+    """Samples (numpy, the input's type and layout), their seeds, and what made them."""
+
+    samples: list[np.ndarray]
+    seeds: list[int]
+    settings: dict
+    seconds_per_sample: float
+
+
+def generate(
+    image: ImageLike,
+    *,
+    num_samples: int = 1,
+    size: tuple[int, int] | None = None,
+    seed: int = 0,
+    patch_size: int = 15,
+    num_scales: int | None = 4,
+    steps: int = 10,
+    eta: float = 0.0,
+    rho: float = 0.2,
+    stride: int = 1,
+    backend: str = "exact",
+    min_coarsest_side: float | None = None,
+    max_memory_bytes: int | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> list[np.ndarray]:
+    """Generate ``num_samples`` new images with the patch statistics of ``image``.
+
+    ``image`` is a path, a PIL image or a numpy array (gray, RGB or RGBA; uint8, uint16 or float
+    in [0, 1]); the samples come back as numpy arrays of the same type and layout. ``size`` is the
+    output (height, width), default the input's; sample i uses the seed ``seed + i``.
+    ``num_scales=None`` picks S from ``min_coarsest_side`` (default 1.5 patch sizes).
+    """
+    settings = GenerationSettings(patch_size, num_scales, steps, eta, rho, stride, backend, min_coarsest_side)
+    return generate_samples(
+        image, settings, num_samples=num_samples, size=size, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress
+    ).samples
+
+
+def generate_samples(
+    image: ImageLike,
+    settings: GenerationSettings = GenerationSettings(),
+    *,
+    num_samples: int = 1,
+    size: tuple[int, int] | None = None,
+    seed: int = 0,
+    max_memory_bytes: int | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> GenerationResult:
+    """``generate`` with its settings as one object, returning seeds, settings and timing too."""
+    settings.validate()
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    reference, pixel_format = load_image(image)
+    input_shape = tuple(reference.shape[-2:])
+    output_shape = tuple(size) if size is not None else input_shape
+    num_scales = resolve_num_scales(input_shape, output_shape, settings.patch_size, settings.num_scales, settings.min_coarsest_side)
+    check_fits(estimate_peak_bytes(reference.shape[0], input_shape, output_shape, settings, num_samples),
+               max_memory_bytes, f"generating {num_samples} sample(s) of {output_shape[1]}x{output_shape[0]} px")
+
+    started = time.perf_counter()
+    images = sample_coarse_to_fine(reference, output_shape, settings, num_scales, num_samples, seed, progress)
+    elapsed = time.perf_counter() - started
+    seeds = [seed + i for i in range(num_samples)]
+    recorded = asdict(settings) | {"num_scales": num_scales, "output_size": [output_shape[1], output_shape[0]]}
+    return GenerationResult(
+        samples=[tensor_to_array(x.clamp(-1.0, 1.0), pixel_format) for x in images],
+        seeds=seeds,
+        settings=recorded,
+        seconds_per_sample=elapsed / num_samples,
+    )
+
+
+def sample_coarse_to_fine(
+    reference: torch.Tensor,
+    output_shape: tuple[int, int],
+    settings: GenerationSettings,
+    num_scales: int,
+    num_samples: int,
+    seed: int,
+    progress: Callable[[Progress], None] | None = None,
+) -> list[torch.Tensor]:
+    """Coarse-to-fine sampling: every scale from pure noise, blended with the coarser result.
+
+    Scales run one after another for all samples, so only one scale's patch index is in memory.
+    Sample i draws all its noise from a generator seeded with ``seed + i``.
+    """
+    pyramid = build_pyramid(reference, num_scales)
+    canvas_shapes = level_shapes(output_shape, num_scales)
+    schedule = flow_schedule(settings.steps, settings.s_min)
+    generators = [torch.Generator().manual_seed(seed + i) for i in range(num_samples)]
+    finished: list[torch.Tensor | None] = [None] * num_samples
+    calls_total = num_samples * num_scales * settings.steps
+    calls_done = 0
+    for scale in range(num_scales - 1, -1, -1):
+        denoiser = ImageDenoiser(pyramid[scale], settings.patch_size, stride=settings.stride, rho=settings.rho, backend=settings.backend)
+        for i, generator in enumerate(generators):
+            noise = torch.randn(reference.shape[0], *canvas_shapes[scale], generator=generator)
+
+            def report(t, x, xhat0, i=i, scale=scale):
+                nonlocal calls_done
+                calls_done += 1
+                if progress is not None:
+                    progress(Progress(i, scale, t, calls_done, calls_total))
+
+            finished[i] = sample_scale(
+                denoiser, noise, schedule, eta=settings.eta, generator=generator, coarse=finished[i], callback=report
+            )
+        del denoiser
+    return finished
+
+
+def estimate_peak_bytes(
+    channels: int, input_shape: tuple[int, int], output_shape: tuple[int, int], settings: GenerationSettings, num_samples: int
+) -> int:
+    """Peak memory of a run, from the full-size scale (the largest patch index and canvas)."""
+    p = settings.patch_size
+    dim = channels * p * p
+    num_patches = (input_shape[0] - p + 1) * (input_shape[1] - p + 1)
+    rows = -(-(output_shape[0] - p) // settings.stride) + 1
+    cols = -(-(output_shape[1] - p) // settings.stride) + 1
+    backend_class = backend_class_for(settings.backend)
+    index_and_chunk = backend_class.estimate_bytes(num_patches, dim, rows * cols)
+    build = 4 * num_patches * dim  # the extracted patch set, alive while the index is built
+    band = 3 * 4 * min(rows * cols, backend_class.default_chunk_size(dim)) * dim
+    pyramid = 2 * 4 * channels * input_shape[0] * input_shape[1]
+    canvases = 6 * 4 * channels * output_shape[0] * output_shape[1] * (1 + num_samples)
+    return index_and_chunk + build + band + pyramid + canvases

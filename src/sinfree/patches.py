@@ -1,0 +1,96 @@
+"""Patch geometry: query positions, unfold to flattened patches, windowed fold back (Algorithm 1)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+# Floor of the 1-D window: border pixels are covered only by patch edges, whose Gaussian weight
+# underflows fp32 for rho < ~0.13; the floor keeps every pixel's normaliser positive. It changes
+# nothing for rho >= 0.14 (exp(-1 / 2 rho^2) > 1e-12 there).
+WINDOW_FLOOR = 1e-12
+
+
+def patch_positions(length: int, patch_size: int, stride: int = 1) -> torch.Tensor:
+    """Top-left coordinates of patches along one axis: every ``stride``-th one, plus the last.
+
+    The last position (``length - patch_size``) is always included so that every pixel is covered.
+    """
+    if length < patch_size:
+        raise ValueError(f"axis of length {length} is smaller than the patch size {patch_size}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    last = length - patch_size
+    positions = list(range(0, last + 1, stride))
+    if positions[-1] != last:
+        positions.append(last)
+    return torch.tensor(positions, dtype=torch.long)
+
+
+def gaussian_window(patch_size: int, rho: float) -> torch.Tensor:
+    """Separable window ``exp(-u^2 / 2 rho^2)`` on patch coordinates u in [-1, 1], flattened to (P*P,).
+
+    ``rho = inf`` gives ones (plain overlap averaging).
+    """
+    if not rho > 0:
+        raise ValueError(f"rho must be > 0 (or inf), got {rho}")
+    if math.isinf(rho):
+        return torch.ones(patch_size * patch_size, dtype=torch.float32)
+    u = torch.linspace(-1.0, 1.0, patch_size, dtype=torch.float64) if patch_size > 1 else torch.zeros(1, dtype=torch.float64)
+    w = torch.exp(-(u**2) / (2.0 * rho**2)).clamp_min(WINDOW_FLOOR)
+    return torch.outer(w, w).flatten().to(torch.float32)
+
+
+def all_patches(image: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Every P x P patch (stride 1, no padding) of ``image`` (C, H, W), flattened to (M, C*P*P).
+
+    Filled one patch row at a time, so the only large allocation is the (M, C*P*P) result.
+    """
+    channels, height, width = image.shape
+    rows = patch_positions(height, patch_size)
+    cols = patch_positions(width, patch_size)
+    out = torch.empty(len(rows), len(cols), channels * patch_size * patch_size, dtype=image.dtype)
+    for r in rows.tolist():
+        out[r] = extract_patches(image, rows[r : r + 1], cols, patch_size)
+    return out.reshape(len(rows) * len(cols), -1)
+
+
+def extract_patches(image: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Patches of ``image`` (C, H, W) at the grid ``rows x cols`` of top-left corners, as (n, C*P*P).
+
+    Rows vary slowest; the channel-major flattening matches ``F.unfold``.
+    """
+    grid = image.unfold(1, patch_size, 1).unfold(2, patch_size, 1)  # (C, H-P+1, W-P+1, P, P) view
+    picked = grid[:, rows][:, :, cols]  # (C, r, c, P, P)
+    return picked.permute(1, 2, 0, 3, 4).reshape(len(rows) * len(cols), -1)
+
+
+def fold_patches(
+    values: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, patch_size: int, out: torch.Tensor
+) -> torch.Tensor:
+    """Add patches ``values`` (n, C*P*P) at the grid ``rows x cols`` into ``out`` (C, H, W), in place.
+
+    The adjoint of ``extract_patches``. Unit-stride grids go through ``F.fold``; others through
+    one strided ``index_add_`` per patch offset.
+    """
+    channels, height, width = out.shape
+    p = patch_size
+    if _is_unit_range(rows) and _is_unit_range(cols):
+        r0, c0 = int(rows[0]), int(cols[0])
+        band = (len(rows) + p - 1, len(cols) + p - 1)
+        folded = F.fold(values.T.unsqueeze(0), band, p).squeeze(0)
+        out[:, r0 : r0 + band[0], c0 : c0 + band[1]] += folded
+        return out
+    patches = values.reshape(len(rows), len(cols), channels, p, p)
+    flat_out = out.view(channels, height * width)
+    for i in range(p):
+        for j in range(p):
+            index = ((rows + i)[:, None] * width + (cols + j)[None, :]).flatten()
+            flat_out.index_add_(1, index, patches[:, :, :, i, j].reshape(-1, channels).T)
+    return out
+
+
+def _is_unit_range(positions: torch.Tensor) -> bool:
+    return len(positions) == 1 or bool((positions[1:] - positions[:-1] == 1).all())

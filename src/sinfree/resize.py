@@ -1,0 +1,68 @@
+"""Antialiased bicubic resampling with mirror boundaries, separable and for any pair of sizes.
+
+Written here rather than taken from ``F.interpolate``: its antialiased mode renormalises the kernel
+at the borders instead of mirroring, and its output grid cannot be padded to reach mirror
+boundaries for sizes that are not exact multiples. Each axis is a small table of taps (indices
+and weights), so memory is O(output size x taps) for any image size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+CUBIC_A = -0.5  # Keys' cubic, as in PIL and MATLAB's imresize
+
+
+def cubic(x: torch.Tensor) -> torch.Tensor:
+    """Keys' cubic convolution kernel with a = -0.5 (support [-2, 2])."""
+    ax = x.abs()
+    a = CUBIC_A
+    near = ((a + 2) * ax - (a + 3)) * ax * ax + 1
+    far = ((a * ax - 5 * a) * ax + 8 * a) * ax - 4 * a
+    return torch.where(ax <= 1, near, torch.where(ax < 2, far, torch.zeros_like(ax)))
+
+
+def mirror_index(index: torch.Tensor, length: int) -> torch.Tensor:
+    """Half-sample symmetric boundary: ... b a | a b c ... c | c b ... (edge pixels repeated)."""
+    period = 2 * length
+    index = torch.remainder(index, period)
+    return torch.where(index < length, index, period - 1 - index)
+
+
+def resize_taps(in_len: int, out_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (out_len, K) and weights (out_len, K) of 1-D antialiased bicubic resampling.
+
+    Pixel centres map as ``u = (i + 0.5) in_len / out_len - 0.5``; when shrinking, the kernel is
+    stretched by the shrink factor (antialiasing) and its weights renormalised to sum to one.
+    """
+    scale = out_len / in_len
+    stretch = max(1.0, 1.0 / scale)
+    support = 2.0 * stretch
+    centres = (torch.arange(out_len, dtype=torch.float64) + 0.5) / scale - 0.5
+    num_taps = int(math.ceil(2 * support)) + 1
+    first = torch.floor(centres - support + 1).long()
+    index = first[:, None] + torch.arange(num_taps)[None, :]
+    weights = cubic((index.double() - centres[:, None]) / stretch)
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    return mirror_index(index, in_len), weights
+
+
+def _resize_axis(image: torch.Tensor, out_len: int, dim: int) -> torch.Tensor:
+    in_len = image.shape[dim]
+    if in_len == out_len:
+        return image
+    index, weights = resize_taps(in_len, out_len)
+    moved = image.movedim(dim, -1)
+    gathered = moved[..., index]  # (..., out_len, K)
+    out = (gathered * weights.to(image.dtype)).sum(dim=-1)
+    return out.movedim(-1, dim).contiguous()
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize ``image`` (..., H, W) to ``size`` = (height, width): antialiased bicubic, mirror boundaries."""
+    height, width = size
+    if height < 1 or width < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    return _resize_axis(_resize_axis(image, height, -2), width, -1)

@@ -1,0 +1,76 @@
+"""Samplers as functions over a denoiser ``D(x_t, a_t, s_t) -> xhat0`` (Eq. 5 and TwoScaleBlend)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from .resize import resize
+from .schedule import FlowSchedule
+
+Denoiser = Callable[[torch.Tensor, float, float], torch.Tensor]
+StepCallback = Callable[[int, torch.Tensor, torch.Tensor], None]  # (t, x_{t-1}, xhat0)
+
+
+def two_scale_blend(xhat0: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+    """TwoScaleBlend: ``U(x_coarse) + (xhat0 - U(D(xhat0)))``, a two-level Laplacian fusion.
+
+    D is the antialiased bicubic half to the coarser level's shape, U bicubic up to this level's.
+    """
+    shape = tuple(xhat0.shape[-2:])
+    low_pass = resize(resize(xhat0, tuple(coarse.shape[-2:])), shape)
+    return resize(coarse, shape) + (xhat0 - low_pass)
+
+
+def ddim_eta_step(
+    x_t: torch.Tensor,
+    xhat0: torch.Tensor,
+    eps_hat: torch.Tensor,
+    alpha_prev: float,
+    sigma_prev: float,
+    eta: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Eq. 5: ``x_{t-1} = a_{t-1} xhat0 + sqrt(1 - eta^2) s_{t-1} eps_hat + eta s_{t-1} z``."""
+    x_prev = alpha_prev * xhat0 + math.sqrt(1.0 - eta**2) * sigma_prev * eps_hat
+    if eta > 0:
+        z = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype)
+        x_prev = x_prev + eta * sigma_prev * z
+    return x_prev
+
+
+def sample_scale(
+    denoiser: Denoiser,
+    x_start: torch.Tensor,
+    schedule: FlowSchedule,
+    *,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    coarse: torch.Tensor | None = None,
+    callback: StepCallback | None = None,
+) -> torch.Tensor:
+    """Run the reverse flow at one scale from ``x_start`` = x_T down to x_0 (Eq. 5).
+
+    With ``coarse`` (the finished image of the next coarser scale), xhat0 is replaced by
+    TwoScaleBlend(xhat0, coarse) after eps_hat is computed, on every step but the last.
+    The last step returns xhat0 itself.
+    """
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
+    x = x_start
+    for t in range(schedule.num_steps, 0, -1):
+        alpha, sigma = schedule[t]
+        alpha_prev, sigma_prev = schedule[t - 1]
+        xhat0 = denoiser(x, alpha, sigma)
+        if t == 1:
+            x = xhat0
+        else:
+            eps_hat = (x - alpha * xhat0) / sigma
+            if coarse is not None:
+                xhat0 = two_scale_blend(xhat0, coarse)
+            x = ddim_eta_step(x, xhat0, eps_hat, alpha_prev, sigma_prev, eta, generator)
+        if callback is not None:
+            callback(t, x, xhat0)
+    return x
