@@ -94,6 +94,7 @@ def generate(
         backend=backend,
         min_coarsest_side=min_coarsest,
     )
+    settings.validate()
     output_shape = parse_size(size)
     reference, _ = load_image(input)  # read once up front: bad input fails before any work
     outdir = check_writable_directory(outdir)

@@ -43,6 +43,7 @@ class GenerationSettings:
             raise ValueError(f"rho must be > 0 (or inf), got {self.rho}")
         if self.stride < 1:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
+        backend_class_for(self.backend)
 
 
 @dataclass(frozen=True)

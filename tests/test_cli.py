@@ -1,0 +1,140 @@
+"""The ``sinfree`` command end to end, in a subprocess: outputs, metadata, and clean failures."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sinfree.image_io import read_png_settings
+
+FAST = ["-P", "7", "-S", "2", "-T", "3", "-q"]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sinfree.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+@pytest.fixture()
+def input_png(tmp_path, small_rgb) -> Path:
+    path = tmp_path / "in.png"
+    Image.fromarray(small_rgb).save(path)
+    return path
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_help_lists_generate():
+    result = run_cli("--help")
+    assert result.returncode == 0 and "generate" in result.stdout
+    result = run_cli("generate", "--help")
+    assert result.returncode == 0 and "--backend" in result.stdout and "--rho" in result.stdout
+
+
+def test_generate_writes_samples_with_settings(input_png, tmp_path):
+    outdir = tmp_path / "out"
+    result = run_cli("generate", str(input_png), "-o", str(outdir), "-n", "2", "--seed", "7", "--size", "50x30", *FAST)
+    assert result.returncode == 0, result.stderr
+    files = sorted(outdir.glob("*.png"))
+    assert [f.name for f in files] == ["in_seed7.png", "in_seed8.png"]
+    assert Image.open(files[0]).size == (50, 30)
+    settings = read_png_settings(files[1])
+    assert settings["seed"] == 8 and settings["patch_size"] == 7 and settings["steps"] == 3
+    assert settings["output_size"] == [50, 30] and settings["input"] == "in.png"
+    assert "s per sample" in result.stdout
+    assert not list(outdir.glob(".*"))  # no temporary files left
+
+
+def test_cli_matches_the_api(input_png, tmp_path, small_rgb):
+    from sinfree import generate
+
+    run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "--seed", "3", *FAST)
+    api = generate(small_rgb, seed=3, patch_size=7, num_scales=2, steps=3)[0]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "in_seed3.png")), api)
+
+
+def test_progress_bar_is_shown(input_png, tmp_path):
+    result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "-P", "7", "-S", "2", "-T", "3")
+    assert result.returncode == 0 and "6/6" in result.stderr
+
+
+def test_sixteen_bit_rgb_round_trip(tmp_path, small_rgb):
+    """A 16-bit colour PNG in gives a 16-bit colour PNG out (Pillow alone would drop to 8 bits)."""
+    from sinfree.image_io import read_image_file, save_png
+
+    deep = small_rgb.astype(np.uint16) * 257 + 3
+    save_png(deep, tmp_path / "deep.png", {"x": 1})
+    assert np.array_equal(read_image_file(tmp_path / "deep.png"), deep)
+    assert read_png_settings(tmp_path / "deep.png") == {"x": 1}
+    result = run_cli("generate", str(tmp_path / "deep.png"), "-o", str(tmp_path / "out"), *FAST)
+    assert result.returncode == 0, result.stderr
+    out = read_image_file(tmp_path / "out" / "deep_seed0.png")
+    assert out.dtype == np.uint16 and out.shape == deep.shape
+
+
+def test_too_small_image_fails_cleanly(tmp_path, small_rgb):
+    path = tmp_path / "tiny.png"
+    Image.fromarray(small_rgb[:10, :12]).save(path)
+    result = run_cli("generate", str(path), "-o", str(tmp_path / "out"))
+    assert_clean_failure(result, "smaller than the 15 px patch")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [(b"", "not an image"), (b"hello, this is text\n" * 10, "not an image"), (os.urandom(4096), "not an image")],
+    ids=["empty", "text", "random"],
+)
+def test_non_image_fails_cleanly(tmp_path, content, needle):
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    assert_clean_failure(run_cli("generate", str(path), "-o", str(tmp_path / "out")), needle)
+
+
+def test_truncated_png_fails_cleanly(tmp_path, input_png):
+    data = input_png.read_bytes()
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(data[: len(data) // 2])
+    assert_clean_failure(run_cli("generate", str(truncated), "-o", str(tmp_path / "out")), "truncated")
+
+
+def test_missing_file_fails_cleanly(tmp_path):
+    assert_clean_failure(run_cli("generate", str(tmp_path / "nope.png")), "no such file")
+
+
+def test_unwritable_output_fails_cleanly_before_work(input_png, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    result = run_cli("generate", str(input_png), "-o", str(blocker / "out"))
+    assert_clean_failure(result, "cannot write")
+    assert blocker.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [(["--size", "12by5"], "WIDTHxHEIGHT"), (["--scales", "x"], "--scales"), (["--rho", "-1"], "--rho"), (["--backend", "nope"], "unknown backend")],
+)
+def test_bad_options_fail_cleanly(input_png, tmp_path, args, needle):
+    assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), *args), needle)
+
+
+def test_never_overwrites_the_input(tmp_path, small_rgb):
+    path = tmp_path / "img_seed0.png"
+    Image.fromarray(small_rgb).save(path)
+    before = path.read_bytes()
+    # the would-be output name of input "img_seed0.png" is img_seed0_seed0.png: distinct by construction
+    result = run_cli("generate", str(path), "-o", str(tmp_path), *FAST)
+    assert result.returncode == 0 and path.read_bytes() == before

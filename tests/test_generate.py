@@ -1,0 +1,121 @@
+"""The public ``generate`` API: determinism, sizes, patch statistics, pixel formats, memory."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import sinfree
+from sinfree import GenerationSettings, MemoryBudgetError, generate, generate_samples
+from sinfree.image_io import load_image
+from sinfree.patches import all_patches
+
+FAST = dict(patch_size=7, num_scales=2, steps=4)
+
+
+def test_same_seed_same_sample_and_different_seeds_differ(small_rgb):
+    a = generate(small_rgb, num_samples=2, seed=5, **FAST)
+    b = generate(small_rgb, num_samples=1, seed=5, **FAST)
+    c = generate(small_rgb, num_samples=1, seed=6, **FAST)
+    assert np.array_equal(a[0], b[0])
+    assert np.array_equal(a[1], c[0])  # sample i uses seed + i
+    assert np.abs(a[0].astype(int) - a[1]).mean() > 5
+
+
+def nearest_patch_distances(sample: np.ndarray, reference: np.ndarray, p: int = 7) -> torch.Tensor:
+    queries = all_patches(load_image(sample)[0], p).double()
+    patches = all_patches(load_image(reference)[0], p).double()
+    return torch.cdist(queries, patches).min(dim=1).values / np.sqrt(patches.shape[1])
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_sample_is_new_but_made_of_input_patches(small_rgb, eta):
+    sample = generate(small_rgb, seed=0, eta=eta, patch_size=7, num_scales=2, steps=10)[0]
+    assert sample.shape == small_rgb.shape and sample.dtype == np.uint8
+    assert np.abs(sample.astype(int) - small_rgb).mean() > 10  # not a copy of the input
+    sample_dist = nearest_patch_distances(sample, small_rgb).median()
+    shuffled = np.random.default_rng(0).permutation(small_rgb.reshape(-1, 3)).reshape(small_rgb.shape)
+    shuffled_dist = nearest_patch_distances(shuffled, small_rgb).median()
+    assert sample_dist < 0.2 * shuffled_dist  # its patches are close to the input's
+
+
+def test_requested_size_retargets(small_rgb):
+    sample = generate(small_rgb, size=(30, 64), **FAST)[0]
+    assert sample.shape == (30, 64, 3)
+
+
+def test_default_settings_are_table_1():
+    settings = GenerationSettings()
+    assert (settings.patch_size, settings.num_scales, settings.steps, settings.eta, settings.rho, settings.stride) == (15, 4, 10, 0.0, 0.2, 1)
+    assert settings.backend == "exact"
+
+
+def test_result_records_settings_and_timing(small_rgb):
+    result = generate_samples(small_rgb, GenerationSettings(patch_size=7, num_scales=None, steps=3), num_samples=2, seed=3)
+    assert result.seeds == [3, 4]
+    assert result.settings["num_scales"] == 2  # 40 x 48 -> 20 x 24 -> 10 x 12: a third is below 1.5 P
+    assert result.settings["output_size"] == [40, 48]
+    assert result.seconds_per_sample > 0
+
+
+def test_progress_reports_every_call(small_rgb):
+    events = []
+    generate(small_rgb, num_samples=2, progress=events.append, **FAST)
+    assert len(events) == 2 * 2 * 4
+    assert events[-1].calls_done == events[-1].calls_total == 16
+    assert [e.scale for e in events[:8]] == [1] * 8  # coarse-to-fine, all samples per scale
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rgb: rgb[:, :, 0],  # gray uint8
+        lambda rgb: (rgb[:, :, 0].astype(np.uint16) * 257),  # gray uint16
+        lambda rgb: rgb.astype(np.float32) / 255,  # float RGB in [0, 1]
+        lambda rgb: np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)]),  # RGBA
+        lambda rgb: rgb.astype(np.float64) * 4 - 100,  # float outside [0, 1]: its own range
+    ],
+    ids=["gray8", "gray16", "float", "rgba", "float-range"],
+)
+def test_pixel_formats_come_back_as_they_went_in(small_rgb, make):
+    image = make(small_rgb)
+    sample = generate(image, **FAST)[0]
+    assert sample.shape == image.shape and sample.dtype == image.dtype
+    assert sample.min() >= image.min() - 1e-6 and sample.max() <= image.max() + 1e-6 or image.dtype == np.uint8
+    if image.dtype == np.uint16:
+        assert len(np.unique(sample)) > 256  # 16-bit precision kept
+
+
+def test_pil_and_path_inputs(small_rgb, tmp_path):
+    path = tmp_path / "in.png"
+    Image.fromarray(small_rgb).save(path)
+    from_path = generate(path, **FAST)[0]
+    from_pil = generate(Image.open(path), **FAST)[0]
+    from_array = generate(small_rgb, **FAST)[0]
+    assert np.array_equal(from_path, from_array) and np.array_equal(from_pil, from_array)
+
+
+def test_too_small_input_is_refused(small_rgb):
+    with pytest.raises(sinfree.InputImageError, match="smaller than the 15 px patch"):
+        generate(small_rgb[:10, :10])
+
+
+def test_memory_estimate_refuses_before_running(small_rgb):
+    with pytest.raises(MemoryBudgetError, match="needs about"):
+        generate(small_rgb, max_memory_bytes=1000, **FAST)
+
+
+def test_memory_estimate_grows_with_the_problem():
+    from sinfree.generate import estimate_peak_bytes
+
+    small = estimate_peak_bytes(3, (190, 250), (190, 250), GenerationSettings(), 1)
+    large = estimate_peak_bytes(3, (1024, 1024), (1024, 1024), GenerationSettings(), 1)
+    assert 100 * 2**20 < small < 1 * 2**30
+    assert large > 10 * small
+
+
+def test_bad_settings_raise(small_rgb):
+    with pytest.raises(ValueError, match="eta"):
+        generate(small_rgb, eta=1.5, **{k: v for k, v in FAST.items()})
+    with pytest.raises(ValueError, match="rho"):
+        generate(small_rgb, rho=0.0, **FAST)
