@@ -124,7 +124,11 @@ def generate(
             raise OutputError(f"{path}: refusing to overwrite the input image")
         save_png(array, path, result.settings | {"input": input.name, "seed": sample_seed, "version": __version__})
         typer.echo(str(path))
-    typer.echo(f"{num_samples} sample(s) in {result.seconds_per_sample * num_samples:.2f} s: {result.seconds_per_sample:.2f} s per sample")
+    stats = result.denoiser_stats
+    typer.echo(
+        f"{num_samples} sample(s) in {result.seconds_per_sample * num_samples:.2f} s: "
+        f"{result.seconds_per_sample:.2f} s per sample (denoiser {stats.seconds:.2f} s, {stats.gflops_per_second:.0f} GFLOP/s)"
+    )
 
 
 def progress_bar(quiet: bool) -> Progress:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .backends import backend_class_for
+from .backends.base import CallStats
 from .image_denoiser import ImageDenoiser
 from .image_io import ImageLike, load_image, tensor_to_array
 from .memory import check_fits
@@ -65,6 +66,7 @@ class GenerationResult:
     seeds: list[int]
     settings: dict
     seconds_per_sample: float
+    denoiser_stats: CallStats
 
 
 def generate(
@@ -119,7 +121,7 @@ def generate_samples(
                max_memory_bytes, f"generating {num_samples} sample(s) of {output_shape[1]}x{output_shape[0]} px")
 
     started = time.perf_counter()
-    images = sample_coarse_to_fine(reference, output_shape, settings, num_scales, num_samples, seed, progress)
+    images, stats = sample_coarse_to_fine(reference, output_shape, settings, num_scales, num_samples, seed, progress)
     elapsed = time.perf_counter() - started
     seeds = [seed + i for i in range(num_samples)]
     recorded = asdict(settings) | {"num_scales": num_scales, "output_size": [output_shape[1], output_shape[0]]}
@@ -128,6 +130,7 @@ def generate_samples(
         seeds=seeds,
         settings=recorded,
         seconds_per_sample=elapsed / num_samples,
+        denoiser_stats=stats,
     )
 
 
@@ -139,11 +142,12 @@ def sample_coarse_to_fine(
     num_samples: int,
     seed: int,
     progress: Callable[[Progress], None] | None = None,
-) -> list[torch.Tensor]:
+) -> tuple[list[torch.Tensor], CallStats]:
     """Coarse-to-fine sampling: every scale from pure noise, blended with the coarser result.
 
     Scales run one after another for all samples, so only one scale's patch index is in memory.
-    Sample i draws all its noise from a generator seeded with ``seed + i``.
+    Sample i draws all its noise from a generator seeded with ``seed + i``. Returns the samples
+    and the denoiser's work over all scales.
     """
     pyramid = build_pyramid(reference, num_scales)
     canvas_shapes = level_shapes(output_shape, num_scales)
@@ -152,6 +156,7 @@ def sample_coarse_to_fine(
     finished: list[torch.Tensor | None] = [None] * num_samples
     calls_total = num_samples * num_scales * settings.steps
     calls_done = 0
+    stats = CallStats()
     for scale in range(num_scales - 1, -1, -1):
         denoiser = ImageDenoiser(pyramid[scale], settings.patch_size, stride=settings.stride, rho=settings.rho, backend=settings.backend)
         for i, generator in enumerate(generators):
@@ -166,8 +171,9 @@ def sample_coarse_to_fine(
             finished[i] = sample_scale(
                 denoiser, noise, schedule, eta=settings.eta, generator=generator, coarse=finished[i], callback=report
             )
+        stats.add(denoiser.backend.stats)
         del denoiser
-    return finished
+    return finished, stats
 
 
 def estimate_peak_bytes(

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import torch
 
 # Bytes one fp32 / fp64 number takes.
 FP32 = 4
 FP64 = 8
+
+
+@dataclass
+class CallStats:
+    """Work done by a backend's Eq. 2 evaluations (the a = 0 shortcut is not counted)."""
+
+    calls: int = 0
+    seconds: float = 0.0
+    flops: float = 0.0  # 4 N M D per call: what exact Eq. 2 costs, whatever the backend does
+
+    def add(self, other: "CallStats") -> None:
+        self.calls += other.calls
+        self.seconds += other.seconds
+        self.flops += other.flops
+
+    @property
+    def gflops_per_second(self) -> float:
+        return self.flops / self.seconds / 1e9 if self.seconds > 0 else 0.0
 
 
 class PatchBackend:
@@ -26,6 +47,7 @@ class PatchBackend:
             raise ValueError(f"patches must be a non-empty (M, D) tensor, got shape {tuple(patches.shape)}")
         self.num_patches, self.dim = patches.shape
         self.mean = patches.mean(dim=0, dtype=torch.float64).to(patches.dtype)
+        self.stats = CallStats()
 
     def __call__(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim:
@@ -36,7 +58,12 @@ class PatchBackend:
             return self.mean.to(x.dtype).expand_as(x).clone()
         if sigma == 0:
             return self._nearest(x / alpha)
-        return self._denoise(x, float(alpha), float(sigma))
+        start = time.perf_counter()
+        out = self._denoise(x, float(alpha), float(sigma))
+        self.stats.calls += 1
+        self.stats.seconds += time.perf_counter() - start
+        self.stats.flops += self.flops(len(x), self.num_patches, self.dim)
+        return out
 
     def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
         raise NotImplementedError
