@@ -14,11 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__
 from .backends import BACKENDS
-from .errors import InputImageError, OutputError, SinfreeError
-from .generate import GenerationSettings, estimate_peak_bytes, generate_samples
-from .image_io import check_writable_directory, load_image, save_png
+from .errors import OutputError, SinfreeError
+from .generate import GenerationSettings, generate_samples, plan_run
+from .image_io import check_writable_directory, read_image_file, save_png
 from .memory import format_bytes
-from .pyramid import resolve_num_scales
 
 app = typer.Typer(
     help="Generate, edit and enhance images from a single image, with no training.",
@@ -94,34 +93,32 @@ def generate(
         backend=backend,
         min_coarsest_side=min_coarsest,
     )
-    settings.validate()
-    output_shape = parse_size(size)
-    reference, _ = load_image(input)  # read once up front: bad input fails before any work
+    output_size = parse_size(size)
+    pixels = read_image_file(input)  # read once, up front: bad input fails before any work
     outdir = check_writable_directory(outdir)
-    input_shape = tuple(reference.shape[-2:])
-    output_shape = output_shape or input_shape
-    num_scales = resolve_num_scales(input_shape, output_shape, patch_size, settings.num_scales, min_coarsest)
-    estimate = estimate_peak_bytes(reference.shape[0], input_shape, output_shape, settings, num_samples)
+    outputs = [outdir / f"{input.stem}_seed{seed + i}.png" for i in range(num_samples)]
+    if any(path.exists() and path.resolve() == input.resolve() for path in outputs):
+        raise OutputError(f"{input}: an output would overwrite the input image; choose another -o")
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    plan = plan_run(channels, pixels.shape[:2], output_size, settings, num_samples)
+    (height, width), (out_height, out_width) = pixels.shape[:2], plan.output_shape
     stderr.print(
-        f"{input.name}: {input_shape[1]}x{input_shape[0]} -> {output_shape[1]}x{output_shape[0]} px, "
-        f"{num_scales} scales x {steps} steps, backend {backend}, peak memory ~{format_bytes(estimate)}"
+        f"{input.name}: {width}x{height} -> {out_width}x{out_height} px, {plan.num_scales} scales x {steps} steps, "
+        f"backend {backend}, peak memory ~{format_bytes(plan.peak_bytes)}"
     )
     with progress_bar(quiet) as bar:
-        task = bar.add_task("generating", total=num_samples * num_scales * steps)
+        task = bar.add_task("generating", total=num_samples * plan.num_scales * steps)
         result = generate_samples(
-            input,
+            pixels,
             settings,
             num_samples=num_samples,
-            size=output_shape,
+            size=plan.output_shape,
             seed=seed,
             progress=lambda p: bar.update(
                 task, completed=p.calls_done, description=f"sample {p.sample + 1}/{num_samples} scale {p.scale} t={p.step}"
             ),
         )
-    for array, sample_seed in zip(result.samples, result.seeds):
-        path = outdir / f"{input.stem}_seed{sample_seed}.png"
-        if path.exists() and path.resolve() == input.resolve():
-            raise OutputError(f"{path}: refusing to overwrite the input image")
+    for array, sample_seed, path in zip(result.samples, result.seeds, outputs):
         save_png(array, path, result.settings | {"input": input.name, "seed": sample_seed, "version": __version__})
         typer.echo(str(path))
     stats = result.denoiser_stats

@@ -110,15 +110,10 @@ def generate_samples(
     progress: Callable[[Progress], None] | None = None,
 ) -> GenerationResult:
     """``generate`` with its settings as one object, returning seeds, settings and timing too."""
-    settings.validate()
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     reference, pixel_format = load_image(image)
-    input_shape = tuple(reference.shape[-2:])
-    output_shape = tuple(size) if size is not None else input_shape
-    num_scales = resolve_num_scales(input_shape, output_shape, settings.patch_size, settings.num_scales, settings.min_coarsest_side)
-    check_fits(estimate_peak_bytes(reference.shape[0], input_shape, output_shape, settings, num_samples),
-               max_memory_bytes, f"generating {num_samples} sample(s) of {output_shape[1]}x{output_shape[0]} px")
+    plan = plan_run(reference.shape[0], tuple(reference.shape[-2:]), size, settings, num_samples)
+    output_shape, num_scales = plan.output_shape, plan.num_scales
+    check_fits(plan.peak_bytes, max_memory_bytes, f"generating {num_samples} sample(s) of {output_shape[1]}x{output_shape[0]} px")
 
     started = time.perf_counter()
     images, stats = sample_coarse_to_fine(reference, output_shape, settings, num_scales, num_samples, seed, progress)
@@ -132,6 +127,28 @@ def generate_samples(
         seconds_per_sample=elapsed / num_samples,
         denoiser_stats=stats,
     )
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run will do, known before it starts."""
+
+    output_shape: tuple[int, int]
+    num_scales: int
+    peak_bytes: int
+
+
+def plan_run(
+    channels: int, input_shape: tuple[int, int], size: tuple[int, int] | None, settings: GenerationSettings, num_samples: int
+) -> RunPlan:
+    """Validate the settings against the input and output sizes; resolve S; estimate peak memory."""
+    settings.validate()
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    output_shape = tuple(size) if size is not None else tuple(input_shape)
+    num_scales = resolve_num_scales(input_shape, output_shape, settings.patch_size, settings.num_scales, settings.min_coarsest_side)
+    peak = estimate_peak_bytes(channels, input_shape, output_shape, settings, num_samples)
+    return RunPlan(output_shape=output_shape, num_scales=num_scales, peak_bytes=peak)
 
 
 def sample_coarse_to_fine(

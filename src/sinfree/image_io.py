@@ -115,6 +115,8 @@ def read_image_file(path: Path) -> np.ndarray:
             return pil_to_array(image)
     except UnidentifiedImageError:
         raise InputImageError(f"{path}: not an image file that can be read") from None
+    except Image.DecompressionBombError as error:
+        raise InputImageError(f"{path}: too large to read safely ({_first_line(error)})") from None
     except (OSError, SyntaxError, ValueError, png.Error) as error:
         raise InputImageError(f"{path}: cannot read the image ({_first_line(error)}); is it truncated or corrupt?") from None
 

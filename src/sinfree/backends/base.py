@@ -16,7 +16,7 @@ FP64 = 8
 class CallStats:
     """Work done by a backend's Eq. 2 evaluations (the a = 0 shortcut is not counted)."""
 
-    calls: int = 0
+    calls: int = 0  # batches of queries evaluated (several per image denoiser call)
     seconds: float = 0.0
     flops: float = 0.0  # 4 N M D per call: what exact Eq. 2 costs, whatever the backend does
 

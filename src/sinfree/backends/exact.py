@@ -29,9 +29,18 @@ class ExactBackend(PatchBackend):
 
     def __init__(self, patches: torch.Tensor, chunk_size: int | None = None):
         super().__init__(patches)
-        centred = patches.to(torch.float32) - self.mean.to(torch.float32)
-        self.keys = torch.cat([centred, centred.square().sum(dim=1, keepdim=True)], dim=1).contiguous()
         self.chunk_size = chunk_size or self.default_chunk_size(self.dim)
+        self.keys = self._build_keys(patches)
+
+    def _build_keys(self, patches: torch.Tensor) -> torch.Tensor:
+        """K = [y', ||y'||^2] (M, D + 1), filled a chunk at a time: no second full-size temporary."""
+        mean = self.mean.to(torch.float32)
+        keys = torch.empty(self.num_patches, self.dim + 1, dtype=torch.float32)
+        for start in range(0, self.num_patches, self.chunk_size):
+            centred = patches[start : start + self.chunk_size].to(torch.float32) - mean
+            keys[start : start + len(centred), : self.dim] = centred
+            keys[start : start + len(centred), self.dim] = centred.square().sum(dim=1)
+        return keys
 
     def _centred_chunks(self, x: torch.Tensor, alpha: float):
         """Chunks of ``x - alpha mu`` in fp32, with their start rows."""
