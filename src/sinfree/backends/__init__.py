@@ -6,11 +6,13 @@ import torch
 
 from .base import PatchBackend
 from .exact import ExactBackend
+from .ivf import IVFBackend
 from .reference import ReferenceBackend
 
 BACKENDS: dict[str, type[PatchBackend]] = {
     ExactBackend.name: ExactBackend,
     ReferenceBackend.name: ReferenceBackend,
+    IVFBackend.name: IVFBackend,
 }
 
 
@@ -40,4 +42,4 @@ def denoise_patches(
     return make_backend(backend, patches, **options)(x, alpha, sigma)
 
 
-__all__ = ["BACKENDS", "PatchBackend", "ExactBackend", "ReferenceBackend", "backend_class_for", "make_backend", "denoise_patches"]
+__all__ = ["BACKENDS", "PatchBackend", "ExactBackend", "IVFBackend", "ReferenceBackend", "backend_class_for", "make_backend", "denoise_patches"]

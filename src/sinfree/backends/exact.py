@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from .base import FP32, PatchBackend
 
-DEFAULT_CHUNK_BYTES = 128 * 2**20
+DEFAULT_CHUNK_BYTES = 64 * 2**20
 
 
 class ExactBackend(PatchBackend):
@@ -70,7 +70,7 @@ class ExactBackend(PatchBackend):
 
     @classmethod
     def default_chunk_size(cls, dim: int) -> int:
-        """Queries per chunk so that the chunk's query, output and centred copies fit 128 MiB."""
+        """Queries per chunk so that the chunk's query, output and centred copies fit 64 MiB."""
         return max(64, DEFAULT_CHUNK_BYTES // (3 * FP32 * (dim + 1)))
 
     @classmethod

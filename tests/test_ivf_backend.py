@@ -1,0 +1,62 @@
+"""The inverted-file (ANN) backend against the exact backend and the float64 reference."""
+
+import pytest
+import torch
+
+from sinfree import denoise_patches, generate, make_backend
+from sinfree.backends.ivf import kmeans
+
+from test_denoiser_math import EXACT_ATOL, noisy_queries
+
+
+def test_full_probe_and_full_k_is_exact_eq2(real_patches):
+    """nprobe = nlist and k = M: every patch is a candidate, so it is Eq. 2 itself."""
+    m = len(real_patches)
+    for alpha, sigma in [(0.5, 0.5), (0.9, 0.1), (0.99, 0.01)]:
+        x = noisy_queries(real_patches, alpha, sigma, n=64)
+        reference = denoise_patches(x, real_patches.double(), alpha, sigma, backend="reference")
+        ivf = denoise_patches(x.float(), real_patches, alpha, sigma, backend="ivf", nprobe=10**6, k=m)
+        assert (ivf.double() - reference).abs().max().item() < EXACT_ATOL
+
+
+def recall_of_nearest(backend, patches, x, alpha):
+    """Share of queries whose exact nearest patch (to x / alpha) is among the searched candidates."""
+    exact_nn = torch.cdist(x / alpha, patches).argmin(1)
+    found = backend.members[backend.search(x / alpha - backend.mean)] + backend.mean  # (n, k, D)
+    hit = (found - patches[exact_nn][:, None]).abs().amax(dim=2).min(dim=1).values < 1e-5
+    return hit.float().mean().item()
+
+
+def test_search_recall_grows_with_probes_and_is_total_with_all_lists(real_patches):
+    x = noisy_queries(real_patches, 0.95, 0.05, n=400, seed=4).float()
+    recalls = [recall_of_nearest(make_backend("ivf", real_patches, nprobe=p, k=5), real_patches, x, 0.95) for p in (2, 8, 10**6)]
+    assert recalls[2] == 1.0  # every list probed: the search itself is exact
+    assert 0.6 < recalls[0] <= recalls[1] <= recalls[2]
+
+
+@pytest.mark.parametrize("alpha, sigma", [(0.97, 0.03), (0.99, 0.01)])
+def test_default_ivf_close_to_exact_at_low_noise(real_patches, alpha, sigma):
+    """At low noise Eq. 2 is dominated by the nearest patches, which the index finds."""
+    x = noisy_queries(real_patches, alpha, sigma, n=300, seed=5).float()
+    exact = denoise_patches(x, real_patches, alpha, sigma)
+    ivf = denoise_patches(x, real_patches, alpha, sigma, backend="ivf")
+    per_query = (ivf - exact).abs().amax(dim=1)
+    assert (per_query < 1e-3).float().mean() > 0.9
+
+
+def test_ivf_limits(real_patches):
+    x = torch.randn(5, real_patches.shape[1])
+    assert torch.allclose(denoise_patches(x, real_patches, 0.0, 1.0, backend="ivf"), real_patches.mean(0).expand(5, -1), atol=1e-6)
+    nearest = denoise_patches(real_patches[:20], real_patches, 1.0, 0.0, backend="ivf")
+    assert torch.allclose(nearest, real_patches[:20], atol=1e-5)
+
+
+def test_kmeans_lists_partition_the_patches(real_patches):
+    centroids, assignment = kmeans(real_patches, 20, 5, torch.Generator().manual_seed(0), 1000)
+    assert centroids.shape == (20, real_patches.shape[1]) and assignment.shape == (len(real_patches),)
+    assert torch.equal(assignment, torch.cdist(real_patches, centroids).argmin(1))
+
+
+def test_generate_with_ivf_backend(small_rgb):
+    sample = generate(small_rgb, backend="ivf", patch_size=7, num_scales=2, steps=4)[0]
+    assert sample.shape == small_rgb.shape
