@@ -22,7 +22,7 @@ def test_full_probe_and_full_k_is_exact_eq2(real_patches):
 def recall_of_nearest(backend, patches, x, alpha):
     """Share of queries whose exact nearest patch (to x / alpha) is among the searched candidates."""
     exact_nn = torch.cdist(x / alpha, patches).argmin(1)
-    found = backend.members[backend.search(x / alpha - backend.mean)] + backend.mean  # (n, k, D)
+    found = backend.members[backend.search(x / alpha - backend.mean)[0]] + backend.mean  # (n, k, D)
     hit = (found - patches[exact_nn][:, None]).abs().amax(dim=2).min(dim=1).values < 1e-5
     return hit.float().mean().item()
 

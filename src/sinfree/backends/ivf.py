@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from .base import FP32, PatchBackend
 
@@ -67,56 +68,59 @@ class IVFBackend(PatchBackend):
         # members, the centred copy while building, k-means scores, per-chunk candidates (k <= 32 assumed)
         return FP32 * (2 * num_patches * dim + num_patches * nlist // 8 + chunk * (4 * dim + 32 * dim))
 
-    def search(self, targets: torch.Tensor) -> torch.Tensor:
-        """Indices into ``self.members`` of the ``k`` nearest members to each centred target (n, D)."""
+    def search(self, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` best members for each centred target t (n, D): indices into ``self.members``
+        (-1 where fewer than k were probed) and scores ``t.y - ||y||^2 / 2``, best first.
+
+        Queries are grouped by the list they probe, so each list is scored in one GEMM.
+        """
         n = len(targets)
         probes = (targets @ self.centroids.T - self.centroid_half_norms).topk(self.nprobe, dim=1).indices
         best_scores = torch.full((n, self.nprobe * self.k), -math.inf)
-        best_index = torch.zeros((n, self.nprobe * self.k), dtype=torch.long)
+        best_index = torch.full((n, self.nprobe * self.k), -1, dtype=torch.long)
         pair_list = probes.flatten()
         order = torch.argsort(pair_list, stable=True)
-        pair_query = order // self.nprobe
-        pair_slot = order % self.nprobe
+        pair_query, pair_slot = order // self.nprobe, order % self.nprobe
         boundaries = torch.searchsorted(pair_list[order], torch.arange(self.nlist + 1)).tolist()
         starts = self.list_starts.tolist()
         for lst in range(self.nlist):
             lo, hi = boundaries[lst], boundaries[lst + 1]
-            size = starts[lst + 1] - starts[lst]
-            if lo == hi or size == 0:
+            first, last = starts[lst], starts[lst + 1]
+            if lo == hi or first == last:
                 continue
             queries, slots = pair_query[lo:hi], pair_slot[lo:hi]
-            members = self.members[starts[lst] : starts[lst + 1]]
-            scores = targets[queries] @ members.T - self.member_half_norms[starts[lst] : starts[lst + 1]]
-            top = scores.topk(min(self.k, size), dim=1)
+            scores = targets[queries] @ self.members[first:last].T - self.member_half_norms[first:last]
+            top = scores.topk(min(self.k, last - first), dim=1)
             columns = slots[:, None] * self.k + torch.arange(top.values.shape[1])
             best_scores[queries[:, None], columns] = top.values
-            best_index[queries[:, None], columns] = top.indices + starts[lst]
+            best_index[queries[:, None], columns] = top.indices + first
         keep = best_scores.topk(self.k, dim=1)
-        return torch.where(torch.isfinite(keep.values), best_index.gather(1, keep.indices), -1)
+        return best_index.gather(1, keep.indices), keep.values
+
+    def _weighted_members(self, weights: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """``sum_j weights[:, j] members[index[:, j]]``: one fused gather-and-sum (missing: weight 0)."""
+        return F.embedding_bag(index.clamp_min(0), self.members, per_sample_weights=weights, mode="sum")
 
     def _candidates(self, x: torch.Tensor, alpha: float):
-        shift = alpha * self.mean.to(torch.float32)
+        """Chunks of x, with the k candidates of x / alpha and their scores (Eq. 2 logits x s^2 / a^2)."""
+        mean = self.mean.to(torch.float32)
         for start in range(0, x.shape[0], self.chunk_size):
-            xc = x[start : start + self.chunk_size].to(torch.float32) - shift
-            yield start, xc, self.search(xc / alpha)
+            targets = x[start : start + self.chunk_size].to(torch.float32) / alpha - mean
+            yield start, *self.search(targets)
 
     def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+        """Eq. 2 over the candidates: with t = x / a - mu, the logit of y' is (a / s)^2 (t.y' - ||y'||^2 / 2)."""
         out = torch.empty(x.shape, dtype=torch.float32)
-        for start, xc, index in self._candidates(x, alpha):
-            candidates = self.members[index.clamp_min(0)]  # (n, k, D)
-            sq_dist = (xc[:, None, :] - alpha * candidates).square().sum(dim=2)
-            logits = (-sq_dist / (2.0 * sigma**2)).masked_fill(index < 0, -math.inf)
-            weights = torch.softmax(logits, dim=1)
-            out[start : start + len(xc)] = torch.einsum("nk,nkd->nd", weights, candidates)
+        for start, index, scores in self._candidates(x, alpha):
+            weights = torch.softmax(scores * (alpha / sigma) ** 2, dim=1)  # -inf (missing) gets weight 0
+            out[start : start + len(index)] = self._weighted_members(weights, index)
         out += self.mean.to(torch.float32)
         return out.to(x.dtype)
 
     def _nearest(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.empty(x.shape, dtype=torch.float32)
-        for start, xc, index in self._candidates(x, 1.0):
-            candidates = self.members[index.clamp_min(0)]
-            sq_dist = (xc[:, None, :] - candidates).square().sum(dim=2).masked_fill(index < 0, math.inf)
-            out[start : start + len(xc)] = candidates[torch.arange(len(xc)), sq_dist.argmin(dim=1)]
+        for start, index, _ in self._candidates(x, 1.0):
+            out[start : start + len(index)] = self.members[index[:, 0]]
         out += self.mean.to(torch.float32)
         return out.to(x.dtype)
 
