@@ -66,6 +66,13 @@ def test_cli_matches_the_api(input_png, tmp_path, small_rgb):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "in_seed3.png")), api)
 
 
+def test_ivf_backend_from_the_cli(input_png, tmp_path):
+    result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "--backend", "ivf", "--nprobe", "3", "--k", "4", *FAST)
+    assert result.returncode == 0, result.stderr
+    settings = read_png_settings(tmp_path / "out" / "in_seed0.png")
+    assert settings["backend"] == "ivf" and settings["backend_options"] == {"nprobe": 3, "k": 4}
+
+
 def test_progress_bar_is_shown(input_png, tmp_path):
     result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "-P", "7", "-S", "2", "-T", "3")
     assert result.returncode == 0 and "6/6" in result.stderr

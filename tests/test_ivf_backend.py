@@ -1,5 +1,6 @@
 """The inverted-file (ANN) backend against the exact backend and the float64 reference."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,3 +61,12 @@ def test_kmeans_lists_partition_the_patches(real_patches):
 def test_generate_with_ivf_backend(small_rgb):
     sample = generate(small_rgb, backend="ivf", patch_size=7, num_scales=2, steps=4)[0]
     assert sample.shape == small_rgb.shape
+    everything = generate(small_rgb, backend="ivf", nprobe=10**6, k=10**6, patch_size=7, num_scales=2, steps=4)[0]
+    exact = generate(small_rgb, backend="exact", patch_size=7, num_scales=2, steps=4)[0]
+    difference = np.abs(everything.astype(int) - exact)
+    assert difference.mean() < 0.05 and difference.max() <= 3  # all candidates: exact up to fp32 rounding
+
+
+def test_backend_options_are_checked(small_rgb):
+    with pytest.raises(ValueError, match="takes no option nprobe"):
+        generate(small_rgb, backend="exact", nprobe=3, patch_size=7, num_scales=2, steps=4)

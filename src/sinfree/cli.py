@@ -80,6 +80,8 @@ def generate(
     rho: Annotated[str, typer.Option("--rho", help="Width of the Gaussian fold window on [-1, 1] patch coordinates, or 'inf'.")] = "0.2",
     stride: Annotated[int, typer.Option("--stride", min=1, help="Query patch stride.")] = 1,
     backend: Annotated[str, typer.Option("--backend", help=f"Patch denoiser: {', '.join(sorted(BACKENDS))}.")] = "exact",
+    nprobe: Annotated[Optional[int], typer.Option("--nprobe", min=1, help="ivf backend: inverted lists probed per query (default 2).")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", min=1, help="ivf backend: candidate patches per query (default 5).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Generate new images with the patch statistics of INPUT (coarse-to-fine, Eq. 2 and Eq. 5)."""
@@ -92,6 +94,7 @@ def generate(
         stride=stride,
         backend=backend,
         min_coarsest_side=min_coarsest,
+        backend_options={name: value for name, value in (("nprobe", nprobe), ("k", k)) if value is not None},
     )
     output_size = parse_size(size)
     pixels = read_image_file(input)  # read once, up front: bad input fails before any work

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import inspect
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ class GenerationSettings:
     backend: str = "exact"
     min_coarsest_side: float | None = None  # automatic S only; default 1.5 * patch_size
     s_min: float = S_MIN
+    backend_options: dict = field(default_factory=dict)  # e.g. {"nprobe": 2, "k": 5} for "ivf"
 
     def validate(self) -> None:
         if self.patch_size < 1:
@@ -44,7 +46,10 @@ class GenerationSettings:
             raise ValueError(f"rho must be > 0 (or inf), got {self.rho}")
         if self.stride < 1:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
-        backend_class_for(self.backend)
+        accepted = inspect.signature(backend_class_for(self.backend).__init__).parameters
+        unknown = sorted(set(self.backend_options) - set(accepted) - {"self", "patches"})
+        if unknown:
+            raise ValueError(f"backend {self.backend!r} takes no option {', '.join(unknown)}")
 
 
 @dataclass(frozen=True)
@@ -85,15 +90,19 @@ def generate(
     min_coarsest_side: float | None = None,
     max_memory_bytes: int | None = None,
     progress: Callable[[Progress], None] | None = None,
+    **backend_options,
 ) -> list[np.ndarray]:
     """Generate ``num_samples`` new images with the patch statistics of ``image``.
 
     ``image`` is a path, a PIL image or a numpy array (gray, RGB or RGBA; uint8, uint16 or float
     in [0, 1]); the samples come back as numpy arrays of the same type and layout. ``size`` is the
     output (height, width), default the input's; sample i uses the seed ``seed + i``.
-    ``num_scales=None`` picks S from ``min_coarsest_side`` (default 1.5 patch sizes).
+    ``num_scales=None`` picks S from ``min_coarsest_side`` (default 1.5 patch sizes). Further
+    keywords go to the backend (``backend="ivf", nprobe=2, k=5``).
     """
-    settings = GenerationSettings(patch_size, num_scales, steps, eta, rho, stride, backend, min_coarsest_side)
+    settings = GenerationSettings(
+        patch_size, num_scales, steps, eta, rho, stride, backend, min_coarsest_side, backend_options=backend_options
+    )
     return generate_samples(
         image, settings, num_samples=num_samples, size=size, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress
     ).samples
@@ -175,7 +184,10 @@ def sample_coarse_to_fine(
     calls_done = 0
     stats = CallStats()
     for scale in range(num_scales - 1, -1, -1):
-        denoiser = ImageDenoiser(pyramid[scale], settings.patch_size, stride=settings.stride, rho=settings.rho, backend=settings.backend)
+        denoiser = ImageDenoiser(
+            pyramid[scale], settings.patch_size, stride=settings.stride, rho=settings.rho, backend=settings.backend,
+            **settings.backend_options,
+        )
         for i, generator in enumerate(generators):
             noise = torch.randn(reference.shape[0], *canvas_shapes[scale], generator=generator)
 
