@@ -6,6 +6,7 @@ import torch
 
 from .base import PatchBackend
 from .exact import ExactBackend
+from .faiss_ivf import FaissIVFBackend
 from .ivf import IVFBackend
 from .reference import ReferenceBackend
 
@@ -13,6 +14,7 @@ BACKENDS: dict[str, type[PatchBackend]] = {
     ExactBackend.name: ExactBackend,
     ReferenceBackend.name: ReferenceBackend,
     IVFBackend.name: IVFBackend,
+    FaissIVFBackend.name: FaissIVFBackend,
 }
 
 
@@ -42,4 +44,4 @@ def denoise_patches(
     return make_backend(backend, patches, **options)(x, alpha, sigma)
 
 
-__all__ = ["BACKENDS", "PatchBackend", "ExactBackend", "IVFBackend", "ReferenceBackend", "backend_class_for", "make_backend", "denoise_patches"]
+__all__ = ["BACKENDS", "PatchBackend", "ExactBackend", "FaissIVFBackend", "IVFBackend", "ReferenceBackend", "backend_class_for", "make_backend", "denoise_patches"]

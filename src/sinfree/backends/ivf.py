@@ -15,14 +15,14 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
-from .base import FP32, PatchBackend
+from .base import FP32
+from .candidates import CandidateBackend
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 
 
-class IVFBackend(PatchBackend):
+class IVFBackend(CandidateBackend):
     """Eq. 2 restricted to the ``k`` nearest patches found in ``nprobe`` inverted lists.
 
     With ``nprobe = nlist`` and ``k = M`` it is exact Eq. 2 (up to fp32 rounding).
@@ -96,34 +96,6 @@ class IVFBackend(PatchBackend):
             best_index[queries[:, None], columns] = top.indices + first
         keep = best_scores.topk(self.k, dim=1)
         return best_index.gather(1, keep.indices), keep.values
-
-    def _weighted_members(self, weights: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """``sum_j weights[:, j] members[index[:, j]]``: one fused gather-and-sum (missing: weight 0)."""
-        return F.embedding_bag(index.clamp_min(0), self.members, per_sample_weights=weights, mode="sum")
-
-    def _candidates(self, x: torch.Tensor, alpha: float):
-        """Chunks of x, with the k candidates of x / alpha and their scores (Eq. 2 logits x s^2 / a^2)."""
-        mean = self.mean.to(torch.float32)
-        for start in range(0, x.shape[0], self.chunk_size):
-            targets = x[start : start + self.chunk_size].to(torch.float32) / alpha - mean
-            yield start, *self.search(targets)
-
-    def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
-        """Eq. 2 over the candidates: with t = x / a - mu, the logit of y' is (a / s)^2 (t.y' - ||y'||^2 / 2)."""
-        out = torch.empty(x.shape, dtype=torch.float32)
-        for start, index, scores in self._candidates(x, alpha):
-            weights = torch.softmax(scores * (alpha / sigma) ** 2, dim=1)  # -inf (missing) gets weight 0
-            out[start : start + len(index)] = self._weighted_members(weights, index)
-        out += self.mean.to(torch.float32)
-        return out.to(x.dtype)
-
-    def _nearest(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(x.shape, dtype=torch.float32)
-        for start, index, _ in self._candidates(x, 1.0):
-            out[start : start + len(index)] = self.members[index[:, 0]]
-        out += self.mean.to(torch.float32)
-        return out.to(x.dtype)
-
 
 def kmeans(
     points: torch.Tensor, num_clusters: int, iterations: int, generator: torch.Generator, chunk_size: int
