@@ -92,6 +92,24 @@ def test_sixteen_bit_rgb_round_trip(tmp_path, small_rgb):
     assert out.dtype == np.uint16 and out.shape == deep.shape
 
 
+@pytest.mark.parametrize(
+    "make, mode",
+    [
+        (lambda rgb: Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257), "I;16"),
+        (lambda rgb: Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])), "RGBA"),
+        (lambda rgb: Image.fromarray(rgb[:, :, 1]), "L"),
+        (lambda rgb: Image.fromarray(rgb).convert("P"), "RGB"),  # palette images come out as RGB
+    ],
+    ids=["gray16", "rgba", "gray8", "palette"],
+)
+def test_pixel_formats_through_the_cli(tmp_path, small_rgb, make, mode):
+    make(small_rgb).save(tmp_path / "in.png")
+    result = run_cli("generate", str(tmp_path / "in.png"), "-o", str(tmp_path / "out"), *FAST)
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "out" / "in_seed0.png") as out:
+        assert out.mode == mode and out.size == (small_rgb.shape[1], small_rgb.shape[0])
+
+
 def test_too_small_image_fails_cleanly(tmp_path, small_rgb):
     path = tmp_path / "tiny.png"
     Image.fromarray(small_rgb[:10, :12]).save(path)

@@ -23,7 +23,6 @@ from .errors import InputImageError, OutputError
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MODE_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
 @dataclass(frozen=True)
@@ -152,8 +151,7 @@ def png_bytes(array: np.ndarray, text: dict[str, str]) -> bytes:
         array = array[:, :, None]
     height, width, channels = array.shape
     if array.dtype == np.uint8 or (array.dtype == np.uint16 and channels == 1):
-        mode = MODE_CHANNELS[channels] if array.dtype == np.uint8 else "I;16"
-        image = Image.fromarray(array[:, :, 0] if channels == 1 else array, mode=mode)
+        image = Image.fromarray(array[:, :, 0] if channels == 1 else array)  # L, LA, RGB, RGBA or I;16
         info = PngImagePlugin.PngInfo()
         for key, value in text.items():
             info.add_text(key, value)
