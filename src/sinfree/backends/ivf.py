@@ -25,6 +25,9 @@ DEFAULT_CHUNK_BYTES = 64 * 2**20
 class IVFBackend(CandidateBackend):
     """Eq. 2 restricted to the ``k`` nearest patches found in ``nprobe`` inverted lists.
 
+    The lists come from ``kmeans_iterations`` rounds of k-means on a random subset of at most
+    ``train_points_per_list`` patches per list; then every patch joins its nearest centroid's list.
+
     With ``nprobe = nlist`` and ``k = M`` it is exact Eq. 2 (up to fp32 rounding).
     """
 
@@ -38,6 +41,7 @@ class IVFBackend(CandidateBackend):
         nprobe: int = 2,
         k: int = 5,
         kmeans_iterations: int = 10,
+        train_points_per_list: int = 256,
         seed: int = 0,
         chunk_size: int | None = None,
     ):
@@ -48,7 +52,10 @@ class IVFBackend(CandidateBackend):
         self.chunk_size = chunk_size or self.default_chunk_size(self.dim)
         centred = patches.to(torch.float32) - self.mean.to(torch.float32)
         generator = torch.Generator().manual_seed(seed)
-        self.centroids, assignment = kmeans(centred, self.nlist, kmeans_iterations, generator, self.chunk_size)
+        # k-means on at most train_points_per_list points per list (as faiss does), then every patch assigned
+        sample = torch.randperm(self.num_patches, generator=generator)[: train_points_per_list * self.nlist]
+        self.centroids, _ = kmeans(centred[sample], self.nlist, kmeans_iterations, generator, self.chunk_size)
+        assignment = assign(centred, self.centroids, self.chunk_size)
         order = torch.argsort(assignment, stable=True)
         self.members = centred[order].contiguous()  # patches grouped list by list
         self.member_half_norms = 0.5 * self.members.square().sum(dim=1)
