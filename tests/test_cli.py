@@ -58,6 +58,17 @@ def test_generate_writes_samples_with_settings(input_png, tmp_path):
     assert not list(outdir.glob(".*"))  # no temporary files left
 
 
+def test_contact_sheet(input_png, tmp_path, small_rgb):
+    result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "-n", "2", "--sheet", *FAST)
+    assert result.returncode == 0, result.stderr
+    sheet = np.asarray(Image.open(tmp_path / "out" / "in_sheet.png"))
+    height, width = small_rgb.shape[:2]
+    assert sheet.shape == (height + 14, 3 * width + 2 * 4, 3)
+    assert np.array_equal(sheet[14:, :width], small_rgb)  # the input, unscaled, first
+    sample = np.asarray(Image.open(tmp_path / "out" / "in_seed0.png"))
+    assert np.array_equal(sheet[14:, width + 4 : 2 * width + 4], sample)
+
+
 def test_cli_matches_the_api(input_png, tmp_path, small_rgb):
     from sinfree import generate
 

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__
 from .backends import BACKENDS
+from .contact_sheet import contact_sheet
 from .errors import OutputError, SinfreeError
 from .generate import GenerationSettings, generate_samples, plan_run
 from .image_io import check_writable_directory, read_image_file, save_png
@@ -82,6 +83,7 @@ def generate(
     backend: Annotated[str, typer.Option("--backend", help=f"Patch denoiser: {', '.join(sorted(BACKENDS))}.")] = "exact",
     nprobe: Annotated[Optional[int], typer.Option("--nprobe", min=1, help="ivf backend: inverted lists probed per query (default 2).")] = None,
     k: Annotated[Optional[int], typer.Option("--k", min=1, help="ivf backend: candidate patches per query (default 5).")] = None,
+    sheet: Annotated[bool, typer.Option("--sheet", help="Also write OUTDIR/<input>_sheet.png: the input beside the samples.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Generate new images with the patch statistics of INPUT (coarse-to-fine, Eq. 2 and Eq. 5)."""
@@ -124,6 +126,10 @@ def generate(
     for array, sample_seed, path in zip(result.samples, result.seeds, outputs):
         save_png(array, path, result.settings | {"input": input.name, "seed": sample_seed, "version": __version__})
         typer.echo(str(path))
+    if sheet:
+        labels = ["input"] + [f"seed {sample_seed}" for sample_seed in result.seeds]
+        sheet_path = save_png(contact_sheet([pixels] + result.samples, labels), outdir / f"{input.stem}_sheet.png", result.settings)
+        typer.echo(str(sheet_path))
     stats = result.denoiser_stats
     typer.echo(
         f"{num_samples} sample(s) in {result.seconds_per_sample * num_samples:.2f} s: "
