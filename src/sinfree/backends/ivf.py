@@ -50,14 +50,15 @@ class IVFBackend(CandidateBackend):
         self.nprobe = max(1, min(nprobe, self.nlist))
         self.k = max(1, min(k, self.num_patches))
         self.chunk_size = chunk_size or self.default_chunk_size(self.dim)
-        centred = patches.to(torch.float32) - self.mean.to(torch.float32)
+        mean = self.mean.to(torch.float32)
         generator = torch.Generator().manual_seed(seed)
-        # k-means on at most train_points_per_list points per list (as faiss does), then every patch assigned
+        # k-means on at most train_points_per_list points per list (as faiss does), then every patch
+        # assigned; the only full-size allocation besides ``patches`` is ``members``
         sample = torch.randperm(self.num_patches, generator=generator)[: train_points_per_list * self.nlist]
-        self.centroids, _ = kmeans(centred[sample], self.nlist, kmeans_iterations, generator, self.chunk_size)
-        assignment = assign(centred, self.centroids, self.chunk_size)
+        self.centroids, _ = kmeans(patches[sample].to(torch.float32) - mean, self.nlist, kmeans_iterations, generator, self.chunk_size)
+        assignment = assign(patches, self.centroids + mean, self.chunk_size)
         order = torch.argsort(assignment, stable=True)
-        self.members = centred[order].contiguous()  # patches grouped list by list
+        self.members = patches[order].to(torch.float32).sub_(mean)  # centred patches, grouped list by list
         self.member_half_norms = 0.5 * self.members.square().sum(dim=1)
         counts = torch.bincount(assignment, minlength=self.nlist)
         self.list_starts = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
@@ -72,8 +73,9 @@ class IVFBackend(CandidateBackend):
     def estimate_bytes(cls, num_patches: int, dim: int, num_queries: int, chunk_size: int | None = None) -> int:
         chunk = min(num_queries, chunk_size or cls.default_chunk_size(dim))
         nlist = max(1, math.isqrt(num_patches))
-        # members, the centred copy while building, k-means scores, per-chunk candidates (k <= 32 assumed)
-        return FP32 * (2 * num_patches * dim + num_patches * nlist // 8 + chunk * (4 * dim + 32 * dim))
+        train = min(num_patches, 256 * nlist)
+        # members; k-means training points; per chunk: targets, probed pairs, centroid scores
+        return FP32 * (num_patches * dim + train * dim + chunk * (4 * dim + 2 * nlist))
 
     def search(self, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``k`` best members for each centred target t (n, D): indices into ``self.members``
@@ -129,6 +131,6 @@ def assign(points: torch.Tensor, centroids: torch.Tensor, chunk_size: int) -> to
     half_norms = 0.5 * centroids.square().sum(dim=1)
     assignment = torch.empty(len(points), dtype=torch.long)
     for start in range(0, len(points), chunk_size):
-        chunk = points[start : start + chunk_size]
+        chunk = points[start : start + chunk_size].to(centroids.dtype)
         assignment[start : start + len(chunk)] = (chunk @ centroids.T - half_norms).argmax(dim=1)
     return assignment
