@@ -161,10 +161,22 @@ def test_unwritable_output_fails_cleanly_before_work(input_png, tmp_path):
 
 @pytest.mark.parametrize(
     "args, needle",
-    [(["--size", "12by5"], "WIDTHxHEIGHT"), (["--scales", "x"], "--scales"), (["--rho", "-1"], "--rho"), (["--backend", "nope"], "unknown backend")],
+    [(["--max-memory-gb", "0.001", "-P", "7", "-S", "2"], "needs about"), (["--size", "12by5"], "WIDTHxHEIGHT"), (["--scales", "x"], "--scales"), (["--rho", "-1"], "--rho"), (["--backend", "nope"], "unknown backend")],
 )
 def test_bad_options_fail_cleanly(input_png, tmp_path, args, needle):
     assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), *args), needle)
+
+
+def test_usage_errors_are_reported_without_traceback(input_png):
+    for args in (["generate", str(input_png), "-n", "0"], ["generate"], ["no-such-command"]):
+        result = run_cli(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr and "Usage" in result.stderr
+
+
+def test_version_and_bare_command_print_something():
+    assert run_cli("--version").stdout.strip().startswith("sinfree ")
+    bare = run_cli()  # no command: the help, as click does (exit 2)
+    assert "generate" in bare.stdout + bare.stderr and "Traceback" not in bare.stderr
 
 
 def test_never_overwrites_the_input(tmp_path, small_rgb):

@@ -57,13 +57,14 @@ def parse_rho(text: str) -> float:
     return rho
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def main_options(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
     if version:
         typer.echo(f"sinfree {__version__}")
         raise typer.Exit()
+
 
 
 @app.command()
@@ -83,6 +84,7 @@ def generate(
     backend: Annotated[str, typer.Option("--backend", help=f"Patch denoiser: {', '.join(sorted(BACKENDS))}.")] = "exact",
     nprobe: Annotated[Optional[int], typer.Option("--nprobe", min=1, help="ivf backend: inverted lists probed per query (default 2).")] = None,
     k: Annotated[Optional[int], typer.Option("--k", min=1, help="ivf backend: candidate patches per query (default 5).")] = None,
+    max_memory_gb: Annotated[Optional[float], typer.Option("--max-memory-gb", min=0.0, help="Refuse runs estimated above this (default: the free memory).")] = None,
     sheet: Annotated[bool, typer.Option("--sheet", help="Also write OUTDIR/<input>_sheet.png: the input beside the samples.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -105,7 +107,8 @@ def generate(
     if any(path.exists() and path.resolve() == input.resolve() for path in outputs):
         raise OutputError(f"{input}: an output would overwrite the input image; choose another -o")
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    plan = plan_run(channels, pixels.shape[:2], output_size, settings, num_samples)
+    max_memory = None if max_memory_gb is None else int(max_memory_gb * 2**30)
+    plan = plan_run(channels, pixels.shape[:2], output_size, settings, num_samples, max_memory)
     (height, width), (out_height, out_width) = pixels.shape[:2], plan.output_shape
     stderr.print(
         f"{input.name}: {width}x{height} -> {out_width}x{out_height} px, {plan.num_scales} scales x {steps} steps, "
@@ -119,6 +122,7 @@ def generate(
             num_samples=num_samples,
             size=plan.output_shape,
             seed=seed,
+            max_memory_bytes=max_memory,
             progress=lambda p: bar.update(
                 task, completed=p.calls_done, description=f"sample {p.sample + 1}/{num_samples} scale {p.scale} t={p.step}"
             ),
@@ -151,34 +155,15 @@ def progress_bar(quiet: bool) -> Progress:
 
 
 def main() -> None:
-    """Entry point: run the app; user errors become one line on stderr and exit code 1."""
+    """Entry point: usage errors are click's (message, exit 2); user errors one line on stderr, exit 1."""
     try:
-        app(standalone_mode=False)
-    except SinfreeError as error:
-        print(f"sinfree: error: {error}", file=sys.stderr)
-        sys.exit(1)
-    except ValueError as error:
+        app()
+    except (SinfreeError, ValueError) as error:
         print(f"sinfree: error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("sinfree: interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as error:  # click's usage errors arrive here in non-standalone mode
-        handle_click_error(error)
-
-
-def handle_click_error(error: Exception) -> None:
-    import click
-
-    if isinstance(error, click.exceptions.Exit):
-        sys.exit(error.exit_code)
-    if isinstance(error, click.ClickException):
-        error.show()
-        sys.exit(error.exit_code)
-    if isinstance(error, click.exceptions.Abort):
-        print("sinfree: aborted", file=sys.stderr)
-        sys.exit(1)
-    raise error
 
 
 if __name__ == "__main__":

@@ -120,9 +120,8 @@ def generate_samples(
 ) -> GenerationResult:
     """``generate`` with its settings as one object, returning seeds, settings and timing too."""
     reference, pixel_format = load_image(image)
-    plan = plan_run(reference.shape[0], tuple(reference.shape[-2:]), size, settings, num_samples)
+    plan = plan_run(reference.shape[0], tuple(reference.shape[-2:]), size, settings, num_samples, max_memory_bytes)
     output_shape, num_scales = plan.output_shape, plan.num_scales
-    check_fits(plan.peak_bytes, max_memory_bytes, f"generating {num_samples} sample(s) of {output_shape[1]}x{output_shape[0]} px")
 
     started = time.perf_counter()
     images, stats = sample_coarse_to_fine(reference, output_shape, settings, num_scales, num_samples, seed, progress)
@@ -148,15 +147,22 @@ class RunPlan:
 
 
 def plan_run(
-    channels: int, input_shape: tuple[int, int], size: tuple[int, int] | None, settings: GenerationSettings, num_samples: int
+    channels: int,
+    input_shape: tuple[int, int],
+    size: tuple[int, int] | None,
+    settings: GenerationSettings,
+    num_samples: int,
+    max_memory_bytes: int | None = None,
 ) -> RunPlan:
-    """Validate the settings against the input and output sizes; resolve S; estimate peak memory."""
+    """Validate the settings against the input and output sizes; resolve S; estimate peak memory
+    and refuse (MemoryBudgetError) a run above ``max_memory_bytes`` (default: the free memory)."""
     settings.validate()
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     output_shape = tuple(size) if size is not None else tuple(input_shape)
     num_scales = resolve_num_scales(input_shape, output_shape, settings.patch_size, settings.num_scales, settings.min_coarsest_side)
     peak = estimate_peak_bytes(channels, input_shape, output_shape, settings, num_samples)
+    check_fits(peak, max_memory_bytes, f"generating {num_samples} sample(s) of {output_shape[1]}x{output_shape[0]} px")
     return RunPlan(output_shape=output_shape, num_scales=num_scales, peak_bytes=peak)
 
 
