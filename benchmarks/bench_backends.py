@@ -47,7 +47,9 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"{len(args.images)} image(s), Table-1 setting, {args.num_samples} sample(s) from seed {args.seed}, {torch.get_num_threads()} threads")
+    print(
+        f"{len(args.images)} image(s), Table-1 setting, {args.num_samples} sample(s) from seed {args.seed}, {torch.get_num_threads()} threads"
+    )
     means = {}
     for backend in args.backends:
         rows = []
@@ -56,10 +58,14 @@ def main() -> None:
             print(f"  {backend:10s} {image.name:22s} " + " ".join(f"{k} {rows[-1][k]:.4g}" for k in FIGURES), flush=True)
         means[backend] = {k: sum(r[k] for r in rows) / len(rows) for k in FIGURES}
     base = means[args.backends[0]]
-    print(f"\n{'backend':10s} {'s/sample':>9s} {'speed-up':>9s} {'SWD':>8s} {'NN dist':>8s} {'diversity':>9s}   ratios to {args.backends[0]}: SWD, NN, diversity")
+    print(
+        f"\n{'backend':10s} {'s/sample':>9s} {'speed-up':>9s} {'SWD':>8s} {'NN dist':>8s} {'diversity':>9s}   ratios to {args.backends[0]}: SWD, NN, diversity"
+    )
     for backend, m in means.items():
         ratios = " ".join(f"{m[k] / base[k]:.3f}" for k in ("swd", "nn_dist", "diversity"))
-        print(f"{backend:10s} {m['seconds']:9.2f} {base['seconds'] / m['seconds']:8.1f}x {m['swd']:8.4f} {m['nn_dist']:8.4f} {m['diversity']:9.3f}   {ratios}")
+        print(
+            f"{backend:10s} {m['seconds']:9.2f} {base['seconds'] / m['seconds']:8.1f}x {m['swd']:8.4f} {m['nn_dist']:8.4f} {m['diversity']:9.3f}   {ratios}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 """The ``sinfree`` command end to end, in a subprocess: outputs, metadata, and clean failures."""
 
-import json
 import os
 import subprocess
 import sys
@@ -16,9 +15,7 @@ FAST = ["-P", "7", "-S", "2", "-T", "3", "-q"]
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sinfree.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
+    return subprocess.run([sys.executable, "-m", "sinfree.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 @pytest.fixture()
@@ -78,7 +75,9 @@ def test_cli_matches_the_api(input_png, tmp_path, small_rgb):
 
 
 def test_ivf_backend_from_the_cli(input_png, tmp_path):
-    result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "--backend", "ivf", "--nprobe", "3", "--k", "4", *FAST)
+    result = run_cli(
+        "generate", str(input_png), "-o", str(tmp_path / "out"), "--backend", "ivf", "--nprobe", "3", "--k", "4", *FAST
+    )
     assert result.returncode == 0, result.stderr
     settings = read_png_settings(tmp_path / "out" / "in_seed0.png")
     assert settings["backend"] == "ivf" and settings["backend_options"] == {"nprobe": 3, "k": 4}
@@ -161,7 +160,13 @@ def test_unwritable_output_fails_cleanly_before_work(input_png, tmp_path):
 
 @pytest.mark.parametrize(
     "args, needle",
-    [(["--max-memory-gb", "0.001", "-P", "7", "-S", "2"], "needs about"), (["--size", "12by5"], "WIDTHxHEIGHT"), (["--scales", "x"], "--scales"), (["--rho", "-1"], "--rho"), (["--backend", "nope"], "unknown backend")],
+    [
+        (["--max-memory-gb", "0.001", "-P", "7", "-S", "2"], "needs about"),
+        (["--size", "12by5"], "WIDTHxHEIGHT"),
+        (["--scales", "x"], "--scales"),
+        (["--rho", "-1"], "--rho"),
+        (["--backend", "nope"], "unknown backend"),
+    ],
 )
 def test_bad_options_fail_cleanly(input_png, tmp_path, args, needle):
     assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), *args), needle)

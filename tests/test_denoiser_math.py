@@ -16,7 +16,9 @@ def noisy_queries(patches: torch.Tensor, alpha: float, sigma: float, n: int = 25
     return alpha * picks + sigma * torch.randn(picks.shape, generator=g, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("alpha, sigma", [(0.1, 0.9), (0.5, 0.5), (0.8, 0.2), (0.9, 0.1), (0.97, 0.03), (0.99, 0.01), (0.9999, 1e-4)])
+@pytest.mark.parametrize(
+    "alpha, sigma", [(0.1, 0.9), (0.5, 0.5), (0.8, 0.2), (0.9, 0.1), (0.97, 0.03), (0.99, 0.01), (0.9999, 1e-4)]
+)
 def test_exact_matches_float64_reference(real_patches, alpha, sigma):
     x = noisy_queries(real_patches, alpha, sigma)
     reference = denoise_patches(x, real_patches.double(), alpha, sigma, backend="reference")
@@ -45,7 +47,12 @@ def test_reference_is_literally_eq2():
     alpha, sigma = 0.6, 0.7
     expected = torch.stack(
         [
-            sum(w * y for w, y in zip(torch.softmax(torch.stack([-((xi - alpha * y) ** 2).sum() / (2 * sigma**2) for y in patches]), 0), patches))
+            sum(
+                w * y
+                for w, y in zip(
+                    torch.softmax(torch.stack([-((xi - alpha * y) ** 2).sum() / (2 * sigma**2) for y in patches]), 0), patches
+                )
+            )
             for xi in x
         ]
     )

@@ -46,7 +46,14 @@ def test_requested_size_retargets(small_rgb):
 
 def test_default_settings_are_table_1():
     settings = GenerationSettings()
-    assert (settings.patch_size, settings.num_scales, settings.steps, settings.eta, settings.rho, settings.stride) == (15, 4, 10, 0.0, 0.2, 1)
+    assert (settings.patch_size, settings.num_scales, settings.steps, settings.eta, settings.rho, settings.stride) == (
+        15,
+        4,
+        10,
+        0.0,
+        0.2,
+        1,
+    )
     assert settings.backend == "exact"
 
 
@@ -70,7 +77,7 @@ def test_progress_reports_every_call(small_rgb):
     "make",
     [
         lambda rgb: rgb[:, :, 0],  # gray uint8
-        lambda rgb: (rgb[:, :, 0].astype(np.uint16) * 257),  # gray uint16
+        lambda rgb: rgb[:, :, 0].astype(np.uint16) * 257,  # gray uint16
         lambda rgb: rgb.astype(np.float32) / 255,  # float RGB in [0, 1]
         lambda rgb: np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)]),  # RGBA
         lambda rgb: rgb.astype(np.float64) * 4 - 100,  # float outside [0, 1]: its own range

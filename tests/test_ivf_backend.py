@@ -35,7 +35,9 @@ def recall_of_nearest(backend, patches, x, alpha):
 @ANN
 def test_search_recall_grows_with_probes_and_is_total_with_all_lists(real_patches, backend):
     x = noisy_queries(real_patches, 0.95, 0.05, n=400, seed=4).float()
-    recalls = [recall_of_nearest(make_backend(backend, real_patches, nprobe=p, k=5), real_patches, x, 0.95) for p in (2, 8, 10**6)]
+    recalls = [
+        recall_of_nearest(make_backend(backend, real_patches, nprobe=p, k=5), real_patches, x, 0.95) for p in (2, 8, 10**6)
+    ]
     assert recalls[2] == 1.0  # every list probed: the search itself is exact
     assert 0.6 < recalls[0] <= recalls[1] <= recalls[2]
 
@@ -54,7 +56,9 @@ def test_default_ivf_close_to_exact_at_low_noise(real_patches, backend, alpha, s
 @ANN
 def test_ivf_limits(real_patches, backend):
     x = torch.randn(5, real_patches.shape[1])
-    assert torch.allclose(denoise_patches(x, real_patches, 0.0, 1.0, backend=backend), real_patches.mean(0).expand(5, -1), atol=1e-6)
+    assert torch.allclose(
+        denoise_patches(x, real_patches, 0.0, 1.0, backend=backend), real_patches.mean(0).expand(5, -1), atol=1e-6
+    )
     nearest = denoise_patches(real_patches[:20], real_patches, 1.0, 0.0, backend=backend)
     assert torch.allclose(nearest, real_patches[:20], atol=1e-5)
 

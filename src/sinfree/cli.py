@@ -66,26 +66,40 @@ def main_options(
         raise typer.Exit()
 
 
-
 @app.command()
 def generate(
     input: Annotated[Path, typer.Argument(help="The reference image (PNG, JPEG, TIFF...; gray, RGB or RGBA; 8 or 16 bit).")],
-    outdir: Annotated[Path, typer.Option("-o", "--outdir", help="Folder for the samples (created if missing).")] = Path("samples"),
+    outdir: Annotated[Path, typer.Option("-o", "--outdir", help="Folder for the samples (created if missing).")] = Path(
+        "samples"
+    ),
     num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=1, help="Number of samples.")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first sample; sample i uses seed + i.")] = 0,
     size: Annotated[Optional[str], typer.Option("--size", help="Output size WIDTHxHEIGHT (default: the input's).")] = None,
     steps: Annotated[int, typer.Option("--steps", "-T", min=1, help="Denoiser calls per scale (T).")] = 10,
-    eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5: 0 = DDIM, 1 = full re-noising.")] = 0.0,
+    eta: Annotated[
+        float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5: 0 = DDIM, 1 = full re-noising.")
+    ] = 0.0,
     patch_size: Annotated[int, typer.Option("--patch-size", "-P", min=1, help="Patch size P.")] = 15,
     scales: Annotated[str, typer.Option("--scales", "-S", help="Number of pyramid scales S, or 'auto'.")] = "4",
-    min_coarsest: Annotated[Optional[float], typer.Option("--min-coarsest", help="With --scales auto: the coarsest short side in px (default 1.5 P).")] = None,
-    rho: Annotated[str, typer.Option("--rho", help="Width of the Gaussian fold window on [-1, 1] patch coordinates, or 'inf'.")] = "0.2",
+    min_coarsest: Annotated[
+        Optional[float], typer.Option("--min-coarsest", help="With --scales auto: the coarsest short side in px (default 1.5 P).")
+    ] = None,
+    rho: Annotated[
+        str, typer.Option("--rho", help="Width of the Gaussian fold window on [-1, 1] patch coordinates, or 'inf'.")
+    ] = "0.2",
     stride: Annotated[int, typer.Option("--stride", min=1, help="Query patch stride.")] = 1,
     backend: Annotated[str, typer.Option("--backend", help=f"Patch denoiser: {', '.join(sorted(BACKENDS))}.")] = "exact",
-    nprobe: Annotated[Optional[int], typer.Option("--nprobe", min=1, help="ivf backend: inverted lists probed per query (default 2).")] = None,
+    nprobe: Annotated[
+        Optional[int], typer.Option("--nprobe", min=1, help="ivf backend: inverted lists probed per query (default 2).")
+    ] = None,
     k: Annotated[Optional[int], typer.Option("--k", min=1, help="ivf backend: candidate patches per query (default 5).")] = None,
-    max_memory_gb: Annotated[Optional[float], typer.Option("--max-memory-gb", min=0.0, help="Refuse runs estimated above this (default: the free memory).")] = None,
-    sheet: Annotated[bool, typer.Option("--sheet", help="Also write OUTDIR/<input>_sheet.png: the input beside the samples.")] = False,
+    max_memory_gb: Annotated[
+        Optional[float],
+        typer.Option("--max-memory-gb", min=0.0, help="Refuse runs estimated above this (default: the free memory)."),
+    ] = None,
+    sheet: Annotated[
+        bool, typer.Option("--sheet", help="Also write OUTDIR/<input>_sheet.png: the input beside the samples.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Generate new images with the patch statistics of INPUT (coarse-to-fine, Eq. 2 and Eq. 5)."""
@@ -132,7 +146,9 @@ def generate(
         typer.echo(str(path))
     if sheet:
         labels = ["input"] + [f"seed {sample_seed}" for sample_seed in result.seeds]
-        sheet_path = save_png(contact_sheet([pixels] + result.samples, labels), outdir / f"{input.stem}_sheet.png", result.settings)
+        sheet_path = save_png(
+            contact_sheet([pixels] + result.samples, labels), outdir / f"{input.stem}_sheet.png", result.settings
+        )
         typer.echo(str(sheet_path))
     stats = result.denoiser_stats
     typer.echo(

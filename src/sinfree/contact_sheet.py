@@ -27,7 +27,10 @@ def contact_sheet(images: list[np.ndarray], labels: list[str]) -> np.ndarray:
     """One row of images, each over its label, scaled to the tallest image's height; uint8 RGB."""
     tiles = [to_display_rgb(image) for image in images]
     height = max(tile.height for tile in tiles)
-    tiles = [tile.resize((round(tile.width * height / tile.height), height), Image.LANCZOS) if tile.height != height else tile for tile in tiles]
+    tiles = [
+        tile.resize((round(tile.width * height / tile.height), height), Image.LANCZOS) if tile.height != height else tile
+        for tile in tiles
+    ]
     width = sum(tile.width for tile in tiles) + GAP * (len(tiles) - 1)
     sheet = Image.new("RGB", (width, height + LABEL_HEIGHT), "white")
     draw = ImageDraw.Draw(sheet)

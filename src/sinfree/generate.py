@@ -160,7 +160,9 @@ def plan_run(
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     output_shape = tuple(size) if size is not None else tuple(input_shape)
-    num_scales = resolve_num_scales(input_shape, output_shape, settings.patch_size, settings.num_scales, settings.min_coarsest_side)
+    num_scales = resolve_num_scales(
+        input_shape, output_shape, settings.patch_size, settings.num_scales, settings.min_coarsest_side
+    )
     peak = estimate_peak_bytes(channels, input_shape, output_shape, settings, num_samples)
     check_fits(peak, max_memory_bytes, f"generating {num_samples} sample(s) of {output_shape[1]}x{output_shape[0]} px")
     return RunPlan(output_shape=output_shape, num_scales=num_scales, peak_bytes=peak)
@@ -191,7 +193,11 @@ def sample_coarse_to_fine(
     stats = CallStats()
     for scale in range(num_scales - 1, -1, -1):
         denoiser = ImageDenoiser(
-            pyramid[scale], settings.patch_size, stride=settings.stride, rho=settings.rho, backend=settings.backend,
+            pyramid[scale],
+            settings.patch_size,
+            stride=settings.stride,
+            rho=settings.rho,
+            backend=settings.backend,
             **settings.backend_options,
         )
         for i, generator in enumerate(generators):

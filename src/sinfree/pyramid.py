@@ -67,4 +67,3 @@ def build_pyramid(image: torch.Tensor, num_scales: int) -> list[torch.Tensor]:
     for shape in level_shapes(tuple(image.shape[-2:]), num_scales)[1:]:
         levels.append(resize(levels[-1], shape))
     return levels
-

@@ -44,4 +44,14 @@ def denoise_patches(
     return make_backend(backend, patches, **options)(x, alpha, sigma)
 
 
-__all__ = ["BACKENDS", "PatchBackend", "ExactBackend", "FaissIVFBackend", "IVFBackend", "ReferenceBackend", "backend_class_for", "make_backend", "denoise_patches"]
+__all__ = [
+    "BACKENDS",
+    "PatchBackend",
+    "ExactBackend",
+    "FaissIVFBackend",
+    "IVFBackend",
+    "ReferenceBackend",
+    "backend_class_for",
+    "make_backend",
+    "denoise_patches",
+]

@@ -55,7 +55,9 @@ class IVFBackend(CandidateBackend):
         # k-means on at most train_points_per_list points per list (as faiss does), then every patch
         # assigned; the only full-size allocation besides ``patches`` is ``members``
         sample = torch.randperm(self.num_patches, generator=generator)[: train_points_per_list * self.nlist]
-        self.centroids, _ = kmeans(patches[sample].to(torch.float32) - mean, self.nlist, kmeans_iterations, generator, self.chunk_size)
+        self.centroids, _ = kmeans(
+            patches[sample].to(torch.float32) - mean, self.nlist, kmeans_iterations, generator, self.chunk_size
+        )
         assignment = assign(patches, self.centroids + mean, self.chunk_size)
         order = torch.argsort(assignment, stable=True)
         self.members = patches[order].to(torch.float32).sub_(mean)  # centred patches, grouped list by list
@@ -105,6 +107,7 @@ class IVFBackend(CandidateBackend):
             best_index[queries[:, None], columns] = top.indices + first
         keep = best_scores.topk(self.k, dim=1)
         return best_index.gather(1, keep.indices), keep.values
+
 
 def kmeans(
     points: torch.Tensor, num_clusters: int, iterations: int, generator: torch.Generator, chunk_size: int
