@@ -153,7 +153,7 @@ def test_missing_file_fails_cleanly(tmp_path):
 def test_unwritable_output_fails_cleanly_before_work(input_png, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
-    result = run_cli("generate", str(input_png), "-o", str(blocker / "out"))
+    result = run_cli("generate", str(input_png), "-o", str(blocker / "out"), *FAST)  # a run that could go ahead
     assert_clean_failure(result, "cannot write")
     assert blocker.read_text() == "not a directory"
 
@@ -170,6 +170,12 @@ def test_unwritable_output_fails_cleanly_before_work(input_png, tmp_path):
 )
 def test_bad_options_fail_cleanly(input_png, tmp_path, args, needle):
     assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), *args), needle)
+
+
+def test_refused_run_creates_no_output_folder(input_png, tmp_path):
+    result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "--max-memory-gb", "0.001", *FAST)
+    assert_clean_failure(result, "needs about")
+    assert not (tmp_path / "out").exists()
 
 
 def test_usage_errors_are_reported_without_traceback(input_png):

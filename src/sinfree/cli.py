@@ -116,13 +116,13 @@ def generate(
     )
     output_size = parse_size(size)
     pixels = read_image_file(input)  # read once, up front: bad input fails before any work
-    outdir = check_writable_directory(outdir)
-    outputs = [outdir / f"{input.stem}_seed{seed + i}.png" for i in range(num_samples)]
-    if any(path.exists() and path.resolve() == input.resolve() for path in outputs):
-        raise OutputError(f"{input}: an output would overwrite the input image; choose another -o")
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     max_memory = None if max_memory_gb is None else int(max_memory_gb * 2**30)
     plan = plan_run(channels, pixels.shape[:2], output_size, settings, num_samples, max_memory)
+    outdir = check_writable_directory(outdir)  # created only once the run is known to be possible
+    outputs = [outdir / f"{input.stem}_seed{seed + i}.png" for i in range(num_samples)]
+    if any(path.exists() and path.resolve() == input.resolve() for path in outputs):
+        raise OutputError(f"{input}: an output would overwrite the input image; choose another -o")
     (height, width), (out_height, out_width) = pixels.shape[:2], plan.output_shape
     stderr.print(
         f"{input.name}: {width}x{height} -> {out_width}x{out_height} px, {plan.num_scales} scales x {steps} steps, "

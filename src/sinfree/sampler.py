@@ -19,9 +19,12 @@ def two_scale_blend(xhat0: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
 
     D is the antialiased bicubic half to the coarser level's shape, U bicubic up to this level's.
     """
-    shape = tuple(xhat0.shape[-2:])
-    low_pass = resize(resize(xhat0, tuple(coarse.shape[-2:])), shape)
-    return resize(coarse, shape) + (xhat0 - low_pass)
+    return resize(coarse, tuple(xhat0.shape[-2:])) + high_pass(xhat0, tuple(coarse.shape[-2:]))
+
+
+def high_pass(image: torch.Tensor, coarse_shape: tuple[int, int]) -> torch.Tensor:
+    """``image - U(D(image))``: what the coarser level of shape ``coarse_shape`` cannot hold."""
+    return image - resize(resize(image, coarse_shape), tuple(image.shape[-2:]))
 
 
 def ddim_eta_step(
@@ -60,6 +63,8 @@ def sample_scale(
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be in [0, 1], got {eta}")
     x = x_start
+    if coarse is not None:  # U(x_coarse) is the same at every step: computed once
+        coarse_shape, upsampled_coarse = tuple(coarse.shape[-2:]), resize(coarse, tuple(x_start.shape[-2:]))
     for t in range(schedule.num_steps, 0, -1):
         alpha, sigma = schedule[t]
         alpha_prev, sigma_prev = schedule[t - 1]
@@ -69,7 +74,7 @@ def sample_scale(
         else:
             eps_hat = (x - alpha * xhat0) / sigma
             if coarse is not None:
-                xhat0 = two_scale_blend(xhat0, coarse)
+                xhat0 = upsampled_coarse + high_pass(xhat0, coarse_shape)  # TwoScaleBlend
             x = ddim_eta_step(x, xhat0, eps_hat, alpha_prev, sigma_prev, eta, generator)
         if callback is not None:
             callback(t, x, xhat0)

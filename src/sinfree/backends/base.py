@@ -81,10 +81,6 @@ class PatchBackend:
         """Peak bytes held while denoising ``num_queries`` patches against ``num_patches`` (index included)."""
         raise NotImplementedError
 
-    def memory_bytes(self, num_queries: int) -> int:
-        """Peak bytes this backend holds while denoising ``num_queries`` patches (index included)."""
-        return self.estimate_bytes(self.num_patches, self.dim, num_queries, self.chunk_size)
-
     @staticmethod
     def flops(num_queries: int, num_patches: int, dim: int) -> float:
         """Floating-point operations of one exact Eq. 2 evaluation: 4 N M D (scores and average)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -19,6 +21,14 @@ class CandidateBackend(PatchBackend):
     """
 
     members: torch.Tensor
+
+    def __init__(self, patches: torch.Tensor, *, nlist: int | None, nprobe: int, k: int, chunk_size: int | None):
+        """Common index sizes: nlist = floor(sqrt(M)) by default, nprobe and k clamped to what exists."""
+        super().__init__(patches)
+        self.nlist = max(1, min(self.num_patches, nlist or math.isqrt(self.num_patches)))
+        self.nprobe = max(1, min(nprobe, self.nlist))
+        self.k = max(1, min(k, self.num_patches))
+        self.chunk_size = chunk_size or self.default_chunk_size(self.dim)
 
     def search(self, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

@@ -35,11 +35,8 @@ class FaissIVFBackend(CandidateBackend):
             import faiss
         except ImportError:
             raise ValueError("backend 'faiss-ivf' needs faiss-cpu: pip install faiss-cpu") from None
-        super().__init__(patches)
+        super().__init__(patches, nlist=nlist, nprobe=nprobe, k=k, chunk_size=chunk_size)
         faiss.omp_set_num_threads(torch.get_num_threads())
-        self.nlist = max(1, min(self.num_patches, nlist or math.isqrt(self.num_patches)))
-        self.k = max(1, min(k, self.num_patches))
-        self.chunk_size = chunk_size or self.default_chunk_size(self.dim)
         self.members = (patches.to(torch.float32) - self.mean.to(torch.float32)).contiguous()
         quantizer = faiss.IndexFlatL2(self.dim)
         self.index = faiss.IndexIVFFlat(quantizer, self.dim, self.nlist)
@@ -49,7 +46,7 @@ class FaissIVFBackend(CandidateBackend):
         members = self.members.numpy()
         self.index.train(members)
         self.index.add(members)
-        self.index.nprobe = max(1, min(nprobe, self.nlist))
+        self.index.nprobe = self.nprobe
         self._quantizer = quantizer  # keep it alive: the index does not own it
 
     @classmethod

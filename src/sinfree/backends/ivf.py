@@ -45,11 +45,7 @@ class IVFBackend(CandidateBackend):
         seed: int = 0,
         chunk_size: int | None = None,
     ):
-        super().__init__(patches)
-        self.nlist = max(1, min(self.num_patches, nlist or math.isqrt(self.num_patches)))
-        self.nprobe = max(1, min(nprobe, self.nlist))
-        self.k = max(1, min(k, self.num_patches))
-        self.chunk_size = chunk_size or self.default_chunk_size(self.dim)
+        super().__init__(patches, nlist=nlist, nprobe=nprobe, k=k, chunk_size=chunk_size)
         mean = self.mean.to(torch.float32)
         generator = torch.Generator().manual_seed(seed)
         # k-means on at most train_points_per_list points per list (as faiss does), then every patch
