@@ -34,6 +34,15 @@ class ImageDenoiser:
         self.backend = make_backend(backend, all_patches(reference.to(torch.float32), patch_size), **backend_options)
         self.window = gaussian_window(patch_size, rho).repeat(self.channels)
         self._normalisers: dict[tuple[int, int], torch.Tensor] = {}
+        self.propagating = getattr(self.backend, "propagate", False)
+        if self.propagating:
+            grid = (reference.shape[-2] - patch_size + 1, reference.shape[-1] - patch_size + 1)
+            self.backend.set_patch_grid(grid)
+        self._previous: torch.Tensor | None = None  # last call's candidates per query (propagation)
+
+    def start_trajectory(self) -> None:
+        """Forget the previous step's candidates: the next call starts a new sample."""
+        self._previous = None
 
     def query_grid(self, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows and columns of the query patches' top-left corners for an image of ``shape``."""
@@ -53,6 +62,8 @@ class ImageDenoiser:
 
     def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
         shape = tuple(x_t.shape[-2:])
+        if self.propagating and alpha > 0 and sigma > 0:
+            return self._propagating_call(x_t, alpha, sigma)
         rows, cols = self.query_grid(shape)
         rows_per_band = max(1, self.backend.chunk_size // len(cols))
         out = torch.zeros(self.channels, *shape, dtype=torch.float32)
@@ -61,4 +72,34 @@ class ImageDenoiser:
             queries = extract_patches(x_t, band, cols, self.patch_size)
             denoised = self.backend(queries, alpha, sigma)
             fold_patches(denoised * self.window, band, cols, self.patch_size, out)
+        return out / self._normaliser(shape)
+
+    def _propagating_call(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+        """As ``__call__``, with the previous step's candidates propagated (issue 3 (a)) and, at
+        a_t >= prune_alpha, the index searched for one query in four only (issue 3 (b))."""
+        shape = tuple(x_t.shape[-2:])
+        rows, cols = self.query_grid(shape)
+        previous = self._previous if self._previous is not None and self._previous.shape[:2] == (len(rows), len(cols)) else None
+        extra = self.backend.propagated_candidates(previous, rows, cols) if previous is not None else None
+        searched = None
+        prune_alpha = self.backend.prune_alpha
+        if extra is not None and prune_alpha is not None and alpha >= prune_alpha:
+            lattice = torch.arange(len(rows))[:, None] % 2 == 0
+            searched = lattice & (torch.arange(len(cols))[None, :] % 2 == 0)
+        kept = torch.full((len(rows), len(cols), self.backend.k), -1, dtype=torch.long)
+        rows_per_band = max(1, self.backend.chunk_size // len(cols))
+        out = torch.zeros(self.channels, *shape, dtype=torch.float32)
+        for start in range(0, len(rows), rows_per_band):
+            band = slice(start, start + rows_per_band)
+            queries = extract_patches(x_t, rows[band], cols, self.patch_size)
+            denoised, index = self.backend.denoise_with_candidates(
+                queries,
+                alpha,
+                sigma,
+                None if extra is None else extra[band].reshape(len(queries), -1),
+                None if searched is None else searched[band].reshape(-1),
+            )
+            kept[band, :, : index.shape[1]] = index.view(-1, len(cols), index.shape[1])
+            fold_patches(denoised * self.window, rows[band], cols, self.patch_size, out)
+        self._previous = kept
         return out / self._normaliser(shape)

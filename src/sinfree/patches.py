@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 # Floor of the 1-D window: border pixels are covered only by patch edges, whose Gaussian weight
 # underflows fp32 for rho < ~0.13; the floor keeps every pixel's normaliser positive. It changes
@@ -63,8 +62,10 @@ def extract_patches(image: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
     Rows vary slowest; the channel-major flattening matches ``F.unfold``.
     """
     grid = image.unfold(1, patch_size, 1).unfold(2, patch_size, 1)  # (C, H-P+1, W-P+1, P, P) view
-    picked = grid[:, rows][:, :, cols]  # (C, r, c, P, P)
-    return picked.permute(1, 2, 0, 3, 4).reshape(len(rows) * len(cols), -1)
+    # a unit-stride grid stays a view until the one copy below (4x faster than gathering it)
+    grid = grid[:, _as_index(rows)]
+    grid = grid[:, :, _as_index(cols)]
+    return grid.permute(1, 2, 0, 3, 4).reshape(len(rows) * len(cols), -1)
 
 
 def fold_patches(
@@ -72,24 +73,31 @@ def fold_patches(
 ) -> torch.Tensor:
     """Add patches ``values`` (n, C*P*P) at the grid ``rows x cols`` into ``out`` (C, H, W), in place.
 
-    The adjoint of ``extract_patches``. Unit-stride grids go through ``F.fold``; others through
-    one strided ``index_add_`` per patch offset.
+    The adjoint of ``extract_patches``: one shifted add per patch offset (P^2 of them), a slice of
+    ``out`` for unit-stride grids (twice as fast as ``F.fold``), a strided ``index_add_`` otherwise.
     """
     channels, height, width = out.shape
     p = patch_size
+    patches = values.reshape(len(rows), len(cols), channels, p, p)
     if _is_unit_range(rows) and _is_unit_range(cols):
         r0, c0 = int(rows[0]), int(cols[0])
-        band = (len(rows) + p - 1, len(cols) + p - 1)
-        folded = F.fold(values.T.unsqueeze(0), band, p).squeeze(0)
-        out[:, r0 : r0 + band[0], c0 : c0 + band[1]] += folded
+        for i in range(p):
+            for j in range(p):
+                out[:, r0 + i : r0 + i + len(rows), c0 + j : c0 + j + len(cols)] += patches[:, :, :, i, j].permute(2, 0, 1)
         return out
-    patches = values.reshape(len(rows), len(cols), channels, p, p)
     flat_out = out.view(channels, height * width)
     for i in range(p):
         for j in range(p):
             index = ((rows + i)[:, None] * width + (cols + j)[None, :]).flatten()
             flat_out.index_add_(1, index, patches[:, :, :, i, j].reshape(-1, channels).T)
     return out
+
+
+def _as_index(positions: torch.Tensor) -> slice | torch.Tensor:
+    """A slice for consecutive positions (indexing stays a view), else the positions themselves."""
+    if _is_unit_range(positions):
+        return slice(int(positions[0]), int(positions[0]) + len(positions))
+    return positions
 
 
 def _is_unit_range(positions: torch.Tensor) -> bool:

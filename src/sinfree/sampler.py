@@ -63,6 +63,8 @@ def sample_scale(
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be in [0, 1], got {eta}")
     x = x_start
+    if hasattr(denoiser, "start_trajectory"):  # a denoiser that carries state between steps
+        denoiser.start_trajectory()
     if coarse is not None:  # U(x_coarse) is the same at every step: computed once
         coarse_shape, upsampled_coarse = tuple(coarse.shape[-2:]), resize(coarse, tuple(x_start.shape[-2:]))
     for t in range(schedule.num_steps, 0, -1):

@@ -30,14 +30,20 @@ class FaissIVFBackend(CandidateBackend):
         kmeans_iterations: int = 10,
         seed: int = 0,
         chunk_size: int | None = None,
+        propagate: bool = False,
+        prune_alpha: float | None = None,
     ):
         try:
             import faiss
         except ImportError:
             raise ValueError("backend 'faiss-ivf' needs faiss-cpu: pip install faiss-cpu") from None
-        super().__init__(patches, nlist=nlist, nprobe=nprobe, k=k, chunk_size=chunk_size)
+        super().__init__(
+            patches, nlist=nlist, nprobe=nprobe, k=k, chunk_size=chunk_size, propagate=propagate, prune_alpha=prune_alpha
+        )
         faiss.omp_set_num_threads(torch.get_num_threads())
         self.members = (patches.to(torch.float32) - self.mean.to(torch.float32)).contiguous()
+        self.member_half_norms = 0.5 * self.members.square().sum(dim=1)
+        self.member_order = torch.arange(self.num_patches)
         quantizer = faiss.IndexFlatL2(self.dim)
         self.index = faiss.IndexIVFFlat(quantizer, self.dim, self.nlist)
         self.index.cp.niter = kmeans_iterations
@@ -58,8 +64,9 @@ class FaissIVFBackend(CandidateBackend):
         chunk = min(num_queries, chunk_size or cls.default_chunk_size(dim))
         return FP32 * (3 * num_patches * dim + chunk * 4 * dim)
 
-    def search(self, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        distances, index = self.index.search(np.ascontiguousarray(targets.numpy()), self.k)
-        scores = torch.from_numpy(-0.5 * distances)
+    def pool(self, queries: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        distances, index = self.index.search(np.ascontiguousarray(queries.numpy()), count)
+        # -||t - y'||^2 / 2 + ||t||^2 / 2 = t.y' - ||y'||^2 / 2: the same offset as ``exact_scores``
+        scores = torch.from_numpy(-0.5 * distances) + 0.5 * queries.square().sum(dim=1, keepdim=True)
         index = torch.from_numpy(index)
         return index, scores.masked_fill(index < 0, -math.inf)

@@ -20,6 +20,7 @@ from .base import FP32
 from .candidates import CandidateBackend
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20
+PCA_POINTS = 8192  # training points whose covariance gives the projection
 
 
 class IVFBackend(CandidateBackend):
@@ -28,7 +29,11 @@ class IVFBackend(CandidateBackend):
     The lists come from ``kmeans_iterations`` rounds of k-means on a random subset of at most
     ``train_points_per_list`` patches per list; then every patch joins its nearest centroid's list.
 
-    With ``nprobe = nlist`` and ``k = M`` it is exact Eq. 2 (up to fp32 rounding).
+    ``project = d`` (cheap pre-scoring, issue 3 (c)): the index and the list search live in the
+    top-d principal subspace of the patch set; the ``rescore`` best candidates of that search are
+    then re-scored exactly, in fp32 and full dimension, and the ``k`` best kept.
+
+    With ``nprobe = nlist`` and ``k = M`` (and ``rescore = M``) it is exact Eq. 2 (up to fp32 rounding).
     """
 
     name = "ivf"
@@ -40,28 +45,53 @@ class IVFBackend(CandidateBackend):
         nlist: int | None = None,
         nprobe: int = 2,
         k: int = 5,
+        project: int | None = None,
+        rescore: int | None = None,
         kmeans_iterations: int = 10,
         train_points_per_list: int = 256,
         seed: int = 0,
         chunk_size: int | None = None,
+        propagate: bool = False,
+        prune_alpha: float | None = None,
     ):
-        super().__init__(patches, nlist=nlist, nprobe=nprobe, k=k, chunk_size=chunk_size)
+        super().__init__(
+            patches, nlist=nlist, nprobe=nprobe, k=k, chunk_size=chunk_size, propagate=propagate, prune_alpha=prune_alpha
+        )
         mean = self.mean.to(torch.float32)
         generator = torch.Generator().manual_seed(seed)
+        self.project = min(project, self.dim) if project else None
+        self.pool_size = max(self.k, min(self.num_patches, rescore or 4 * self.k)) if self.project else self.k
         # k-means on at most train_points_per_list points per list (as faiss does), then every patch
         # assigned; the only full-size allocation besides ``patches`` is ``members``
         sample = torch.randperm(self.num_patches, generator=generator)[: train_points_per_list * self.nlist]
-        self.centroids, _ = kmeans(
-            patches[sample].to(torch.float32) - mean, self.nlist, kmeans_iterations, generator, self.chunk_size
-        )
-        assignment = assign(patches, self.centroids + mean, self.chunk_size)
+        train = patches[sample].to(torch.float32) - mean
+        self.basis = principal_directions(train[:PCA_POINTS], self.project) if self.project else None
+        search_patches = self._project_chunked(patches, mean)
+        self.centroids, _ = kmeans(self._to_search_space(train), self.nlist, kmeans_iterations, generator, self.chunk_size)
+        del train
+        assignment = assign(search_patches, self.centroids, self.chunk_size)
         order = torch.argsort(assignment, stable=True)
+        self.member_order = order
         self.members = patches[order].to(torch.float32).sub_(mean)  # centred patches, grouped list by list
         self.member_half_norms = 0.5 * self.members.square().sum(dim=1)
+        self.search_members = search_patches[order] if self.project else self.members
+        self.search_half_norms = 0.5 * self.search_members.square().sum(dim=1) if self.project else self.member_half_norms
         counts = torch.bincount(assignment, minlength=self.nlist)
         self.list_starts = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
         self.centroid_half_norms = 0.5 * self.centroids.square().sum(dim=1)
         self.centroid_half_norms[counts == 0] = math.inf  # an empty list is never probed
+
+    def _to_search_space(self, centred: torch.Tensor) -> torch.Tensor:
+        return centred @ self.basis if self.project else centred
+
+    def _project_chunked(self, patches: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """The patches in the search space (centred, projected when ``project`` is set)."""
+        if not self.project:
+            return patches.to(torch.float32) - mean
+        out = torch.empty(self.num_patches, self.project)
+        for start in range(0, self.num_patches, self.chunk_size):
+            out[start : start + self.chunk_size] = (patches[start : start + self.chunk_size].to(torch.float32) - mean) @ self.basis
+        return out
 
     @classmethod
     def default_chunk_size(cls, dim: int) -> int:
@@ -72,19 +102,40 @@ class IVFBackend(CandidateBackend):
         chunk = min(num_queries, chunk_size or cls.default_chunk_size(dim))
         nlist = max(1, math.isqrt(num_patches))
         train = min(num_patches, 256 * nlist)
-        # members; k-means training points; per chunk: targets, probed pairs, centroid scores
-        return FP32 * (num_patches * dim + train * dim + chunk * (4 * dim + 2 * nlist))
+        # members (+ the build's centred copy of the training points); per chunk: targets, probed
+        # pairs, centroid scores, re-scoring gathers (8 MiB blocks)
+        return FP32 * (num_patches * dim + train * dim + chunk * (4 * dim + 2 * nlist)) + 8 * 2**20
 
-    def search(self, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``k`` best members for each centred target t (n, D): indices into ``self.members``
-        (-1 where fewer than k were probed) and scores ``t.y - ||y||^2 / 2``, best first.
+    def search_space(self, targets: torch.Tensor) -> torch.Tensor:
+        return self._to_search_space(targets)
+
+    def pool(self, queries: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._search_lists(queries, count)
+
+    def search_scores(self, queries: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Scores in the search space: ``q.z - ||z||^2 / 2`` with z the projected members (exact without projection)."""
+        safe = index.clamp_min(0)
+        gathered = self.search_members.index_select(0, safe.flatten()).view(*index.shape, -1)
+        scores = torch.bmm(gathered, queries[:, :, None]).squeeze(2) - self.search_half_norms[safe]
+        return scores.masked_fill_(index < 0, -math.inf)
+
+    def finalise(self, targets: torch.Tensor, index: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected search: the ``pool_size`` best by pre-score are re-scored exactly, the ``k`` best kept."""
+        if self.project:
+            keep = scores.topk(min(self.pool_size, scores.shape[1]), dim=1)
+            index = index.gather(1, keep.indices)
+            scores = self.exact_scores(targets, index)
+        return super().finalise(targets, index, scores)
+
+    def _search_lists(self, queries: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``count`` best search-space members of each query, by probing its ``nprobe`` nearest lists.
 
         Queries are grouped by the list they probe, so each list is scored in one GEMM.
         """
-        n = len(targets)
-        probes = (targets @ self.centroids.T - self.centroid_half_norms).topk(self.nprobe, dim=1).indices
-        best_scores = torch.full((n, self.nprobe * self.k), -math.inf)
-        best_index = torch.full((n, self.nprobe * self.k), -1, dtype=torch.long)
+        n = len(queries)
+        probes = (queries @ self.centroids.T - self.centroid_half_norms).topk(self.nprobe, dim=1).indices
+        best_scores = torch.full((n, self.nprobe * count), -math.inf)
+        best_index = torch.full((n, self.nprobe * count), -1, dtype=torch.long)
         pair_list = probes.flatten()
         order = torch.argsort(pair_list, stable=True)
         pair_query, pair_slot = order // self.nprobe, order % self.nprobe
@@ -95,14 +146,21 @@ class IVFBackend(CandidateBackend):
             first, last = starts[lst], starts[lst + 1]
             if lo == hi or first == last:
                 continue
-            queries, slots = pair_query[lo:hi], pair_slot[lo:hi]
-            scores = targets[queries] @ self.members[first:last].T - self.member_half_norms[first:last]
-            top = scores.topk(min(self.k, last - first), dim=1)
-            columns = slots[:, None] * self.k + torch.arange(top.values.shape[1])
-            best_scores[queries[:, None], columns] = top.values
-            best_index[queries[:, None], columns] = top.indices + first
-        keep = best_scores.topk(self.k, dim=1)
+            queries_here, slots = pair_query[lo:hi], pair_slot[lo:hi]
+            scores = queries[queries_here] @ self.search_members[first:last].T - self.search_half_norms[first:last]
+            top = scores.topk(min(count, last - first), dim=1)
+            columns = slots[:, None] * count + torch.arange(top.values.shape[1])
+            best_scores[queries_here[:, None], columns] = top.values
+            best_index[queries_here[:, None], columns] = top.indices + first
+        keep = best_scores.topk(min(count, best_scores.shape[1]), dim=1)
         return best_index.gather(1, keep.indices), keep.values
+
+
+def principal_directions(centred: torch.Tensor, count: int) -> torch.Tensor:
+    """The ``count`` leading principal directions (D, count) of centred points (n, D), from their covariance."""
+    covariance = (centred.T.to(torch.float64) @ centred.to(torch.float64)) / max(1, len(centred))
+    _, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
+    return vectors[:, -count:].flip(1).to(torch.float32).contiguous()
 
 
 def kmeans(

@@ -1,0 +1,120 @@
+"""Quality of each backend at equal settings against the exact backend (issue 3, item 5).
+
+    python benchmarks/bench_quality.py [--backends exact ivf auto] [--seeds 3] [--images PATH ...]
+                                       [--cache benchmarks/cache] [--json FILE]
+
+For every benchmark image (default: the 15 of ../shared/benchmarks/sinddm15) and every backend,
+samples for seeds 0 .. seeds-1 are made at the Table-1 setting and compared with the input:
+
+- ``swd``: multi-scale sliced Wasserstein distance between 7 x 7 patch sets (fixed projections),
+- ``nn_dist``: median distance of sample patches to their nearest input patch,
+- ``diversity``: per-pixel std across the samples over the input's std.
+
+Each sample is cached as ``.npy`` under ``--cache`` with its time, keyed by image, backend
+configuration and seed, so that an interrupted run resumes and the slow exact samples (minutes
+each on two cores) are made once. Figures are averaged over images, and each backend's mean is
+printed as a ratio to the first backend's (the issue's target: every ratio within 10 % of 1).
+A backend is named ``name`` or ``name:key=value,key=value`` (e.g. ``ivf:nprobe=4,k=16``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sinfree import GenerationSettings, generate_samples
+from sinfree.image_io import load_image
+from sinfree.metrics import nearest_patch_distance, pixel_diversity, sliced_wasserstein
+
+BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15"
+FIGURES = ("swd", "nn_dist", "diversity")
+
+
+def parse_backend(spec: str) -> tuple[str, dict]:
+    """``"ivf:nprobe=4,k=16"`` -> ``("ivf", {"nprobe": 4, "k": 16})`` (values parsed as JSON when they can be)."""
+    name, _, options = spec.partition(":")
+    parsed = {}
+    for item in filter(None, options.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    return name, parsed
+
+
+def cached_sample(image: Path, spec: str, seed: int, cache: Path) -> tuple[np.ndarray, float]:
+    """One sample of ``image`` with backend ``spec`` and ``seed``, from the cache or made now."""
+    folder = cache / spec.replace(":", "_").replace(",", "_").replace("=", "-") / image.stem
+    array_path, time_path = folder / f"seed{seed}.npy", folder / f"seed{seed}.json"
+    if array_path.exists() and time_path.exists():
+        return np.load(array_path), json.loads(time_path.read_text())["seconds"]
+    name, options = parse_backend(spec)
+    start = time.perf_counter()
+    result = generate_samples(image, GenerationSettings(backend=name, backend_options=options), num_samples=1, seed=seed)
+    seconds = time.perf_counter() - start
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(array_path, result.samples[0])
+    time_path.write_text(json.dumps({"seconds": seconds, "settings": result.settings}, default=str))
+    return result.samples[0], seconds
+
+
+def image_figures(image: Path, spec: str, seeds: int, cache: Path) -> dict[str, float]:
+    """Mean figures over the seeds of one image and backend."""
+    reference, _ = load_image(image)
+    made = [cached_sample(image, spec, seed, cache) for seed in range(seeds)]
+    samples = [load_image(array)[0] for array, _ in made]
+    return {
+        "seconds": float(np.mean([s for _, s in made])),
+        "swd": float(np.mean([sliced_wasserstein(s, reference) for s in samples])),
+        "nn_dist": float(np.mean([nearest_patch_distance(s, reference) for s in samples])),
+        "diversity": pixel_diversity(samples, reference),
+    }
+
+
+def summarise(rows: dict[str, dict[str, dict[str, float]]], specs: list[str]) -> dict[str, dict[str, float]]:
+    """Means over the images that every backend finished, and ratios to the first backend."""
+    images = sorted(set.intersection(*(set(rows[s]) for s in specs)))
+    means = {s: {k: float(np.mean([rows[s][i][k] for i in images])) for k in ("seconds", *FIGURES)} for s in specs}
+    base = means[specs[0]]
+    for spec in specs:
+        means[spec]["speed_up"] = base["seconds"] / means[spec]["seconds"]
+        for k in FIGURES:
+            means[spec][f"{k}_ratio"] = means[spec][k] / base[k]
+        means[spec]["images"] = len(images)
+    return means
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, nargs="+", default=sorted(BENCHMARK_DIR.glob("*.png")))
+    parser.add_argument("--backends", nargs="+", default=["exact", "ivf"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / "cache")
+    parser.add_argument("--json", type=Path, help="write per-image rows and means here")
+    args = parser.parse_args()
+    print(f"{len(args.images)} image(s), Table-1 setting, seeds 0..{args.seeds - 1}, {torch.get_num_threads()} threads")
+    rows: dict[str, dict[str, dict[str, float]]] = {spec: {} for spec in args.backends}
+    for image in args.images:
+        for spec in args.backends:
+            rows[spec][image.stem] = image_figures(image, spec, args.seeds, args.cache)
+            print(f"  {spec:24s} {image.stem:18s} " + " ".join(f"{k} {v:.4g}" for k, v in rows[spec][image.stem].items()), flush=True)
+    means = summarise(rows, args.backends)
+    print(f"\nmeans over {len(args.images)} images; ratios to {args.backends[0]}")
+    print(f"{'backend':24s} {'s/sample':>9s} {'speed-up':>9s} {'SWD':>8s} {'NN dist':>8s} {'diversity':>9s}  SWD  NN  div ratios")
+    for spec, m in means.items():
+        ratios = " ".join(f"{m[f'{k}_ratio']:.3f}" for k in FIGURES)
+        print(
+            f"{spec:24s} {m['seconds']:9.2f} {m['speed_up']:8.1f}x {m['swd']:8.4f} {m['nn_dist']:8.4f} {m['diversity']:9.3f}  {ratios}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "means": means, "seeds": args.seeds}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
