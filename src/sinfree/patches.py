@@ -74,16 +74,17 @@ def fold_patches(
     """Add patches ``values`` (n, C*P*P) at the grid ``rows x cols`` into ``out`` (C, H, W), in place.
 
     The adjoint of ``extract_patches``: one shifted add per patch offset (P^2 of them), a slice of
-    ``out`` for unit-stride grids (twice as fast as ``F.fold``), a strided ``index_add_`` otherwise.
+    ``out`` for unit-stride grids (as fast as ``F.fold`` on bands, faster on whole images), a strided ``index_add_`` otherwise.
     """
     channels, height, width = out.shape
     p = patch_size
     patches = values.reshape(len(rows), len(cols), channels, p, p)
     if _is_unit_range(rows) and _is_unit_range(cols):
         r0, c0 = int(rows[0]), int(cols[0])
+        planes = patches.permute(3, 4, 2, 0, 1).contiguous()  # (P, P, C, r, c): contiguous adds below
         for i in range(p):
             for j in range(p):
-                out[:, r0 + i : r0 + i + len(rows), c0 + j : c0 + j + len(cols)] += patches[:, :, :, i, j].permute(2, 0, 1)
+                out[:, r0 + i : r0 + i + len(rows), c0 + j : c0 + j + len(cols)] += planes[i, j]
         return out
     flat_out = out.view(channels, height * width)
     for i in range(p):

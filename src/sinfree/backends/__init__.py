@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .base import PatchBackend
+from .chunked import ChunkedSoftmaxBackend
 from .exact import ExactBackend
 from .faiss_ivf import FaissIVFBackend
 from .ivf import IVFBackend
@@ -12,6 +13,7 @@ from .reference import ReferenceBackend
 
 BACKENDS: dict[str, type[PatchBackend]] = {
     ExactBackend.name: ExactBackend,
+    ChunkedSoftmaxBackend.name: ChunkedSoftmaxBackend,
     ReferenceBackend.name: ReferenceBackend,
     IVFBackend.name: IVFBackend,
     FaissIVFBackend.name: FaissIVFBackend,
@@ -47,6 +49,7 @@ def denoise_patches(
 __all__ = [
     "BACKENDS",
     "PatchBackend",
+    "ChunkedSoftmaxBackend",
     "ExactBackend",
     "FaissIVFBackend",
     "IVFBackend",

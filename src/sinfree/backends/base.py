@@ -42,11 +42,19 @@ class PatchBackend:
     name = "base"
     chunk_size: int
 
-    def __init__(self, patches: torch.Tensor):
+    def __init__(self, patches: torch.Tensor, counts: torch.Tensor | None = None):
+        """``counts`` (M,): how many copies of each patch the set holds (merged duplicates); each
+        patch's logit gets ``log count`` (``self.log_counts``), which is exact Eq. 2 over the copies."""
         if patches.ndim != 2 or patches.shape[0] < 1:
             raise ValueError(f"patches must be a non-empty (M, D) tensor, got shape {tuple(patches.shape)}")
         self.num_patches, self.dim = patches.shape
-        self.mean = patches.mean(dim=0, dtype=torch.float64).to(patches.dtype)
+        if counts is None:
+            self.mean = patches.mean(dim=0, dtype=torch.float64).to(patches.dtype)
+            self.log_counts = None
+        else:
+            weights = counts.to(torch.float64)
+            self.mean = ((weights @ patches.to(torch.float64)) / weights.sum()).to(patches.dtype)
+            self.log_counts = weights.log().to(torch.float32)
         self.stats = CallStats()
 
     def __call__(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:

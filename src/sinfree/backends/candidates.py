@@ -43,9 +43,12 @@ class CandidateBackend(PatchBackend):
         chunk_size: int | None,
         propagate: bool = False,
         prune_alpha: float | None = None,
+        counts: torch.Tensor | None = None,
     ):
         """Common index sizes: nlist = floor(sqrt(M)) by default, nprobe and k clamped to what exists."""
-        super().__init__(patches)
+        super().__init__(patches, counts)
+        if propagate and counts is not None:
+            raise ValueError("propagate needs every patch at its own grid position: it cannot be combined with merge")
         self.nlist = max(1, min(self.num_patches, nlist or math.isqrt(self.num_patches)))
         self.nprobe = max(1, min(nprobe, self.nlist))
         self.k = max(1, min(k, self.num_patches))
@@ -120,12 +123,15 @@ class CandidateBackend(PatchBackend):
         return F.embedding_bag(index.clamp_min(0), self.members, per_sample_weights=weights, mode="sum")
 
     def _targets(self, x: torch.Tensor, alpha: float) -> torch.Tensor:
-        return x.to(torch.float32) / alpha - self.mean.to(torch.float32)
+        return x.to(torch.float32).mul(1.0 / alpha).sub_(self.mean.to(torch.float32))
 
     def _denoise_chunk(self, x, alpha, sigma, extra=None, searched=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 2 over the candidates: with t = x / a - mu, the logit of y' is (a / s)^2 (t.y' - ||y'||^2 / 2)."""
         index, scores = self.search(self._targets(x, alpha), extra, searched)
-        weights = torch.softmax(scores * (alpha / sigma) ** 2, dim=1)  # -inf (missing) gets weight 0
+        logits = scores * (alpha / sigma) ** 2
+        if self.log_counts is not None:  # merged duplicates
+            logits += self.log_counts[index.clamp_min(0)]
+        weights = torch.softmax(logits, dim=1)  # -inf (missing) gets weight 0
         return self._weighted_members(weights, index) + self.mean.to(torch.float32), index
 
     def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:

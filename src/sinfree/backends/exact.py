@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import FP32, PatchBackend
+from .merge import merge_patches
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 
@@ -27,8 +28,12 @@ class ExactBackend(PatchBackend):
 
     name = "exact"
 
-    def __init__(self, patches: torch.Tensor, chunk_size: int | None = None):
-        super().__init__(patches)
+    def __init__(self, patches: torch.Tensor, chunk_size: int | None = None, merge: float | None = None):
+        """``merge``: merge duplicate patches (0) or near-duplicates on a grid of that step (see ``merge.py``)."""
+        counts = None
+        if merge is not None:
+            patches, counts = merge_patches(patches, merge)
+        super().__init__(patches, counts)
         self.chunk_size = chunk_size or self.default_chunk_size(self.dim)
         self.keys = self._build_keys(patches)
 
@@ -51,9 +56,10 @@ class ExactBackend(PatchBackend):
     def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
         out = torch.empty(x.shape, dtype=torch.float32)
         keys = self.keys[None, None]  # (batch, heads, M, D + 1): the 4-D layout takes the fast CPU flash kernel
+        bias = None if self.log_counts is None else self.log_counts[None, None, None, :]  # merged duplicates
         for start, xc in self._centred_chunks(x, alpha):
             query = torch.cat([alpha * xc, torch.full((len(xc), 1), -0.5 * alpha**2)], dim=1)
-            attended = F.scaled_dot_product_attention(query[None, None], keys, keys, scale=1.0 / sigma**2)
+            attended = F.scaled_dot_product_attention(query[None, None], keys, keys, attn_mask=bias, scale=1.0 / sigma**2)
             out[start : start + len(xc)] = attended[0, 0, :, : self.dim]
         out += self.mean.to(torch.float32)
         return out.to(x.dtype)

@@ -18,6 +18,7 @@ import torch
 
 from .base import FP32
 from .candidates import CandidateBackend
+from .merge import merge_patches
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 PCA_POINTS = 8192  # training points whose covariance gives the projection
@@ -32,6 +33,8 @@ class IVFBackend(CandidateBackend):
     ``project = d`` (cheap pre-scoring, issue 3 (c)): the index and the list search live in the
     top-d principal subspace of the patch set; the ``rescore`` best candidates of that search are
     then re-scored exactly, in fp32 and full dimension, and the ``k`` best kept.
+
+    ``merge`` merges duplicate (0) or near-duplicate reference patches first (``merge.py``).
 
     With ``nprobe = nlist`` and ``k = M`` (and ``rescore = M``) it is exact Eq. 2 (up to fp32 rounding).
     """
@@ -53,9 +56,20 @@ class IVFBackend(CandidateBackend):
         chunk_size: int | None = None,
         propagate: bool = False,
         prune_alpha: float | None = None,
+        merge: float | None = None,
     ):
+        counts = None
+        if merge is not None:
+            patches, counts = merge_patches(patches, merge)
         super().__init__(
-            patches, nlist=nlist, nprobe=nprobe, k=k, chunk_size=chunk_size, propagate=propagate, prune_alpha=prune_alpha
+            patches,
+            nlist=nlist,
+            nprobe=nprobe,
+            k=k,
+            chunk_size=chunk_size,
+            propagate=propagate,
+            prune_alpha=prune_alpha,
+            counts=counts,
         )
         mean = self.mean.to(torch.float32)
         generator = torch.Generator().manual_seed(seed)
@@ -72,6 +86,8 @@ class IVFBackend(CandidateBackend):
         assignment = assign(search_patches, self.centroids, self.chunk_size)
         order = torch.argsort(assignment, stable=True)
         self.member_order = order
+        if self.log_counts is not None:
+            self.log_counts = self.log_counts[order]  # members are stored list by list
         self.members = patches[order].to(torch.float32).sub_(mean)  # centred patches, grouped list by list
         self.member_half_norms = 0.5 * self.members.square().sum(dim=1)
         self.search_members = search_patches[order] if self.project else self.members
