@@ -54,7 +54,23 @@ def test_default_settings_are_table_1():
         0.2,
         1,
     )
-    assert settings.backend == "exact"
+    assert settings.backend == "auto"
+
+
+def test_auto_runs_exact_on_cheap_scales_and_ivf_on_costly_ones():
+    from sinfree.backends import AUTO_EXACT_FLOPS
+    from sinfree.generate import scale_backend
+
+    settings = GenerationSettings(backend_options={"nprobe": 3})
+    assert scale_backend(settings, 3, (31, 24), (31, 24)) == ("exact", {})  # coarsest Table-1 scale: 170 queries
+    name, options = scale_backend(settings, 3, (186, 248), (186, 248))  # full size: 40k x 40k x 675
+    assert name == "ivf" and options["nprobe"] == 3
+    assert 4 * 40248**2 * 675 > AUTO_EXACT_FLOPS
+
+
+def test_auto_equals_exact_where_every_scale_is_cheap(small_rgb):
+    options = dict(patch_size=7, num_scales=2, steps=3, seed=4)
+    assert np.array_equal(generate(small_rgb, backend="auto", **options)[0], generate(small_rgb, backend="exact", **options)[0])
 
 
 def test_result_records_settings_and_timing(small_rgb):

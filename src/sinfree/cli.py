@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
-from .backends import BACKENDS
+from .backends import AUTO, backend_names
 from .contact_sheet import contact_sheet
 from .errors import OutputError, SinfreeError
 from .generate import GenerationSettings, generate_samples, plan_run
@@ -88,7 +88,13 @@ def generate(
         str, typer.Option("--rho", help="Width of the Gaussian fold window on [-1, 1] patch coordinates, or 'inf'.")
     ] = "0.2",
     stride: Annotated[int, typer.Option("--stride", min=1, help="Query patch stride.")] = 1,
-    backend: Annotated[str, typer.Option("--backend", help=f"Patch denoiser: {', '.join(sorted(BACKENDS))}.")] = "exact",
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help=f"Patch denoiser: {', '.join(backend_names())}. auto: exact on the cheap coarse scales, ivf elsewhere.",
+        ),
+    ] = AUTO,
     nprobe: Annotated[
         Optional[int], typer.Option("--nprobe", min=1, help="ivf backend: inverted lists probed per query (default 2).")
     ] = None,

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from .backends import backend_class_for
+from .backends import AUTO, backend_class_for, resolve_backend
 from .backends.base import CallStats
 from .image_denoiser import ImageDenoiser
 from .image_io import ImageLike, load_image, tensor_to_array
@@ -30,7 +30,7 @@ class GenerationSettings:
     eta: float = 0.0
     rho: float = 0.2
     stride: int = 1
-    backend: str = "exact"
+    backend: str = AUTO  # exact where cheap (coarse scales), ivf elsewhere; "exact" for the paper's exact method
     min_coarsest_side: float | None = None  # automatic S only; default 1.5 * patch_size
     s_min: float = S_MIN
     backend_options: dict = field(default_factory=dict)  # e.g. {"nprobe": 2, "k": 5} for "ivf"
@@ -86,7 +86,7 @@ def generate(
     eta: float = 0.0,
     rho: float = 0.2,
     stride: int = 1,
-    backend: str = "exact",
+    backend: str = AUTO,
     min_coarsest_side: float | None = None,
     max_memory_bytes: int | None = None,
     progress: Callable[[Progress], None] | None = None,
@@ -192,13 +192,9 @@ def sample_coarse_to_fine(
     calls_done = 0
     stats = CallStats()
     for scale in range(num_scales - 1, -1, -1):
+        backend, options = scale_backend(settings, reference.shape[0], tuple(pyramid[scale].shape[-2:]), canvas_shapes[scale])
         denoiser = ImageDenoiser(
-            pyramid[scale],
-            settings.patch_size,
-            stride=settings.stride,
-            rho=settings.rho,
-            backend=settings.backend,
-            **settings.backend_options,
+            pyramid[scale], settings.patch_size, stride=settings.stride, rho=settings.rho, backend=backend, **options
         )
         for i, generator in enumerate(generators):
             noise = torch.randn(reference.shape[0], *canvas_shapes[scale], generator=generator)
@@ -217,6 +213,21 @@ def sample_coarse_to_fine(
     return finished, stats
 
 
+def scale_backend(
+    settings: GenerationSettings, channels: int, reference_shape: tuple[int, int], canvas_shape: tuple[int, int]
+) -> tuple[str, dict]:
+    """The backend and options of one scale (``auto`` resolves by the scale's problem size)."""
+    p = settings.patch_size
+    num_patches = (reference_shape[0] - p + 1) * (reference_shape[1] - p + 1)
+    num_queries = _grid_length(canvas_shape[0], p, settings.stride) * _grid_length(canvas_shape[1], p, settings.stride)
+    return resolve_backend(settings.backend, settings.backend_options, num_queries, num_patches, channels * p * p)
+
+
+def _grid_length(length: int, patch_size: int, stride: int) -> int:
+    """Query positions along one axis (every stride-th, plus the last)."""
+    return -(-(length - patch_size) // stride) + 1
+
+
 def estimate_peak_bytes(
     channels: int, input_shape: tuple[int, int], output_shape: tuple[int, int], settings: GenerationSettings, num_samples: int
 ) -> int:
@@ -229,9 +240,9 @@ def estimate_peak_bytes(
     p = settings.patch_size
     dim = channels * p * p
     num_patches = (input_shape[0] - p + 1) * (input_shape[1] - p + 1)
-    rows = -(-(output_shape[0] - p) // settings.stride) + 1
-    cols = -(-(output_shape[1] - p) // settings.stride) + 1
-    backend_class = backend_class_for(settings.backend)
+    rows, cols = _grid_length(output_shape[0], p, settings.stride), _grid_length(output_shape[1], p, settings.stride)
+    name, _ = scale_backend(settings, channels, input_shape, output_shape)  # the full-size scale
+    backend_class = backend_class_for(name)
     index_and_chunk = backend_class.estimate_bytes(num_patches, dim, rows * cols)
     build = 4 * num_patches * dim  # the extracted patch set, alive while the index is built
     band = 4 * 4 * min(rows * cols, backend_class.default_chunk_size(dim)) * dim

@@ -20,12 +20,39 @@ BACKENDS: dict[str, type[PatchBackend]] = {
 }
 
 
+# ``backend="auto"``: exact Eq. 2 where one call costs at most AUTO_EXACT_FLOPS (4 N M D; about 0.1 s
+# at this machine's 150 GFLOP/s: the coarse scales, which set the layout and so the diversity),
+# the fast backend with AUTO_FAST_OPTIONS elsewhere (benchmarks/bench_quality.py measures the choice).
+AUTO = "auto"
+AUTO_EXACT_FLOPS = 2e10
+AUTO_FAST = "ivf"
+AUTO_FAST_OPTIONS: dict = {}
+
+
+def backend_names() -> list[str]:
+    """Every name ``backend=`` accepts."""
+    return sorted([*BACKENDS, AUTO])
+
+
 def backend_class_for(name: str) -> type[PatchBackend]:
-    """The backend class registered as ``name``, or a ValueError listing the choices."""
+    """The backend class registered as ``name`` (``auto``: its fast backend's), or a ValueError listing the choices."""
+    if name == AUTO:
+        return BACKENDS[AUTO_FAST]
     try:
         return BACKENDS[name]
     except KeyError:
-        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(sorted(BACKENDS))}") from None
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}") from None
+
+
+def resolve_backend(name: str, options: dict, num_queries: int, num_patches: int, dim: int) -> tuple[str, dict]:
+    """The backend and options one scale runs with: ``name`` itself, or for ``auto`` exact Eq. 2 when
+    it is cheap (at most AUTO_EXACT_FLOPS per call) and the fast backend (``options`` over
+    AUTO_FAST_OPTIONS) otherwise."""
+    if name != AUTO:
+        return name, options
+    if PatchBackend.flops(num_queries, num_patches, dim) <= AUTO_EXACT_FLOPS:
+        return "exact", {}
+    return AUTO_FAST, AUTO_FAST_OPTIONS | options
 
 
 def make_backend(name: str, patches: torch.Tensor, **options) -> PatchBackend:
@@ -47,7 +74,10 @@ def denoise_patches(
 
 
 __all__ = [
+    "AUTO",
     "BACKENDS",
+    "backend_names",
+    "resolve_backend",
     "PatchBackend",
     "ChunkedSoftmaxBackend",
     "ExactBackend",
