@@ -1,0 +1,118 @@
+"""The paper's timing table on this machine, in one run: seconds per sample and ratios (issue 3, item 6).
+
+    python benchmarks/bench_timing.py [--sides 256 512 1024] [--budget 600] [--backends chunked exact faiss-ivf auto]
+                                      [--quality] [--json FILE]
+
+Rows: the Table-1 setting on a 248 x 186 benchmark image (balloons), then square inputs of each
+``--sides`` (scikit-image's astronaut, resized) generating an output of the same size (T = 10,
+P = 15, S = 4). Columns: the plain chunked softmax (``chunked``), fused attention (``exact``), the
+paper's ANN (faiss IVF, ``faiss-ivf``) and the fastest configuration (``auto``), each with its
+speed-up over ``chunked``.
+
+A run is made only when its predicted time is within ``--budget`` seconds: the prediction scales
+the last measured time of the same backend by the work of Eq. 2 (N M for the exact backends,
+N sqrt(M) for the inverted files). Predicted entries are marked ``~``; nothing is measured twice.
+With ``--quality``, the quality figures of item 5 are printed too (``bench_quality.py``, from its
+cache of exact samples; images without cached exact samples are skipped, not recomputed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import skimage.data
+import torch
+from PIL import Image
+
+from sinfree import GenerationSettings, generate_samples
+from sinfree.image_io import load_image
+
+BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15"
+EXACT_BACKENDS = ("chunked", "exact", "reference")
+
+
+def work(backend: str, num_queries: int, num_patches: int) -> float:
+    """Relative cost of one Eq. 2 call: N M for exact backends, N sqrt(M) for inverted files."""
+    return num_queries * (num_patches if backend in EXACT_BACKENDS else math.sqrt(num_patches))
+
+
+def square_input(side: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(skimage.data.astronaut()).resize((side, side), Image.BICUBIC))
+
+
+def time_one_sample(image, backend: str) -> float:
+    start = time.perf_counter()
+    generate_samples(image, GenerationSettings(backend=backend), num_samples=1, seed=0)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sides", type=int, nargs="+", default=[256, 512, 1024])
+    parser.add_argument("--backends", nargs="+", default=["chunked", "exact", "faiss-ivf", "auto"])
+    parser.add_argument("--budget", type=float, default=600.0, help="longest run made, in seconds (predicted)")
+    parser.add_argument("--quality", action="store_true", help="also print bench_quality's figures (cached exact samples)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    print(f"{torch.get_num_threads()} threads; Table-1 setting (T = 10, P = 15, S = 4); budget {args.budget:.0f} s per run\n")
+
+    balloons = BENCHMARK_DIR / "balloons.png"
+    rows = [("Table 1, balloons 248x186", balloons, tuple(load_image(balloons)[0].shape[-2:]))]
+    rows += [(f"{side}x{side} -> {side}x{side}", square_input(side), (side, side)) for side in args.sides]
+    rows.sort(key=lambda row: row[2][0] * row[2][1])  # small first: the larger rows are predicted from them
+
+    last: dict[str, tuple[float, float]] = {}  # backend -> (seconds, work) of its last measured run
+    table = []
+    for label, image, (height, width) in rows:
+        m = (height - 14) * (width - 14)
+        entry = {"row": label}
+        for backend in args.backends:
+            predicted = last[backend][0] * work(backend, m, m) / last[backend][1] if backend in last else None
+            if predicted is not None and predicted > args.budget:
+                entry[backend] = {"seconds": predicted, "measured": False}
+                continue
+            seconds = time_one_sample(image, backend)
+            last[backend] = (seconds, work(backend, m, m))
+            entry[backend] = {"seconds": seconds, "measured": True}
+            print(f"  {label:28s} {backend:10s} {seconds:9.2f} s", flush=True)
+        table.append(entry)
+
+    base = args.backends[0]
+    print(f"\n{'seconds per sample (~ predicted)':32s}" + "".join(f"{b:>18s}" for b in args.backends))
+    for entry in table:
+        cells = []
+        for backend in args.backends:
+            cell = entry[backend]
+            mark = "" if cell["measured"] else "~"
+            speed_up = entry[base]["seconds"] / cell["seconds"]
+            cells.append(f"{mark}{cell['seconds']:.1f} ({speed_up:.0f}x)".rjust(18))
+        print(f"{entry['row']:32s}" + "".join(cells))
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=1))
+
+    if args.quality:
+        import bench_quality
+
+        cache = Path(__file__).resolve().parent / "cache"
+        images = [p for p in sorted(BENCHMARK_DIR.glob("*.png")) if (cache / "exact" / p.stem / "seed2.npy").exists()]
+        if not images:
+            print("\nno cached exact samples: run bench_quality.py --backends exact first")
+            return
+        specs = ["exact", *[b for b in args.backends if b not in EXACT_BACKENDS]]
+        quality_rows = {spec: {p.stem: bench_quality.image_figures(p, spec, 3, cache) for p in images} for spec in specs}
+        means = bench_quality.summarise(quality_rows, specs)
+        print(f"\nquality over {len(images)} image(s) with 3 cached exact seeds each, (ratio to exact):")
+        for spec, m in means.items():
+            print(
+                f"  {spec:10s} SWD {m['swd']:.4f} ({m['swd_ratio']:.3f})  NN dist {m['nn_dist']:.4f} ({m['nn_dist_ratio']:.3f})"
+                f"  diversity {m['diversity']:.3f} ({m['diversity_ratio']:.3f})"
+            )
+
+
+if __name__ == "__main__":
+    main()
