@@ -83,6 +83,18 @@ def test_ivf_backend_from_the_cli(input_png, tmp_path):
     assert settings["backend"] == "ivf" and settings["backend_options"] == {"nprobe": 3, "k": 4}
 
 
+def test_fast_options_from_the_cli(input_png, tmp_path):
+    from sinfree import generate
+
+    options = ["--project", "8", "--rescore", "10", "--propagate", "--prune-alpha", "0.9"]
+    result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "--backend", "ivf", *options, *FAST)
+    assert result.returncode == 0, result.stderr
+    recorded = read_png_settings(tmp_path / "out" / "in_seed0.png")["backend_options"]
+    assert recorded == {"project": 8, "rescore": 10, "propagate": True, "prune_alpha": 0.9}
+    api = generate(input_png, backend="ivf", patch_size=7, num_scales=2, steps=3, **recorded)[0]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "in_seed0.png")), api)
+
+
 def test_progress_bar_is_shown(input_png, tmp_path):
     result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "-P", "7", "-S", "2", "-T", "3")
     assert result.returncode == 0 and "6/6" in result.stderr
@@ -166,6 +178,8 @@ def test_unwritable_output_fails_cleanly_before_work(input_png, tmp_path):
         (["--scales", "x"], "--scales"),
         (["--rho", "-1"], "--rho"),
         (["--backend", "nope"], "unknown backend"),
+        (["--backend", "exact", "--propagate", "-P", "7", "-S", "2"], "takes no option propagate"),
+        (["--backend", "ivf", "--prune-alpha", "0.5", "-P", "7", "-S", "2"], "needs propagate"),
     ],
 )
 def test_bad_options_fail_cleanly(input_png, tmp_path, args, needle):

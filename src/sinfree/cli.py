@@ -99,6 +99,25 @@ def generate(
         Optional[int], typer.Option("--nprobe", min=1, help="ivf backend: inverted lists probed per query (default 2).")
     ] = None,
     k: Annotated[Optional[int], typer.Option("--k", min=1, help="ivf backend: candidate patches per query (default 5).")] = None,
+    project: Annotated[
+        Optional[int],
+        typer.Option("--project", min=1, help="ivf: search in the top-D principal subspace, then re-score exactly."),
+    ] = None,
+    rescore: Annotated[
+        Optional[int], typer.Option("--rescore", min=1, help="ivf with --project: candidates re-scored exactly (default 4 k).")
+    ] = None,
+    propagate: Annotated[
+        Optional[bool],
+        typer.Option("--propagate/--no-propagate", help="ivf: add the previous step's and the neighbours' shifted candidates."),
+    ] = None,
+    prune_alpha: Annotated[
+        Optional[float],
+        typer.Option("--prune-alpha", min=0.0, max=1.0, help="ivf with --propagate: from a_t >= this, search 1 query in 4."),
+    ] = None,
+    merge: Annotated[
+        Optional[float],
+        typer.Option("--merge", min=0.0, help="exact, ivf: merge patches equal to this tolerance (0: exact duplicates)."),
+    ] = None,
     max_memory_gb: Annotated[
         Optional[float],
         typer.Option("--max-memory-gb", min=0.0, help="Refuse runs estimated above this (default: the free memory)."),
@@ -118,7 +137,19 @@ def generate(
         stride=stride,
         backend=backend,
         min_coarsest_side=min_coarsest,
-        backend_options={name: value for name, value in (("nprobe", nprobe), ("k", k)) if value is not None},
+        backend_options={
+            name: value
+            for name, value in (
+                ("nprobe", nprobe),
+                ("k", k),
+                ("project", project),
+                ("rescore", rescore),
+                ("propagate", propagate),
+                ("prune_alpha", prune_alpha),
+                ("merge", merge),
+            )
+            if value is not None
+        },
     )
     output_size = parse_size(size)
     pixels = read_image_file(input)  # read once, up front: bad input fails before any work

@@ -50,6 +50,8 @@ class GenerationSettings:
         unknown = sorted(set(self.backend_options) - set(accepted) - {"self", "patches"})
         if unknown:
             raise ValueError(f"backend {self.backend!r} takes no option {', '.join(unknown)}")
+        if self.backend_options.get("prune_alpha") is not None and not self.backend_options.get("propagate"):
+            raise ValueError("prune_alpha needs propagate=True: pruned queries take their neighbours' candidates")
 
 
 @dataclass(frozen=True)
