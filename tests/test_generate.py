@@ -136,7 +136,7 @@ def test_memory_estimate_grows_with_the_problem():
     large = estimate_peak_bytes(3, (1024, 1024), (1024, 1024), GenerationSettings(), 1)
     assert 100 * 2**20 < small < 1 * 2**30
     assert large > 10 * small
-    for backend in ("exact", "ivf"):  # a 1024^2 input and output fit in 8 GiB
+    for backend in ("exact", "ivf", "auto"):  # a 1024^2 input and output fit in 8 GiB
         assert estimate_peak_bytes(3, (1024, 1024), (1024, 1024), GenerationSettings(backend=backend), 1) < 8 * 2**30
 
 
