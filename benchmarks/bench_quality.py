@@ -20,6 +20,7 @@ A backend is named ``name`` or ``name:key=value,key=value`` (e.g. ``ivf:nprobe=4
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from sinfree import GenerationSettings, generate_samples
+from sinfree.backends import AUTO, AUTO_EXACT_FLOPS, AUTO_FAST, AUTO_FAST_OPTIONS
 from sinfree.image_io import load_image
 from sinfree.metrics import nearest_patch_distance, pixel_diversity, sliced_wasserstein
 
@@ -48,9 +50,19 @@ def parse_backend(spec: str) -> tuple[str, dict]:
     return name, parsed
 
 
+def cache_key(spec: str) -> str:
+    """A folder name for a backend spec; ``auto`` also names what it resolves to, so that a change
+    of its defaults does not reuse stale samples."""
+    key = spec.replace(":", "_").replace(",", "_").replace("=", "-")
+    if parse_backend(spec)[0] == AUTO:
+        digest = hashlib.sha1(json.dumps([AUTO_EXACT_FLOPS, AUTO_FAST, AUTO_FAST_OPTIONS], sort_keys=True).encode()).hexdigest()
+        key += f"_{digest[:8]}"
+    return key
+
+
 def cached_sample(image: Path, spec: str, seed: int, cache: Path) -> tuple[np.ndarray, float]:
     """One sample of ``image`` with backend ``spec`` and ``seed``, from the cache or made now."""
-    folder = cache / spec.replace(":", "_").replace(",", "_").replace("=", "-") / image.stem
+    folder = cache / cache_key(spec) / image.stem
     array_path, time_path = folder / f"seed{seed}.npy", folder / f"seed{seed}.json"
     if array_path.exists() and time_path.exists():
         return np.load(array_path), json.loads(time_path.read_text())["seconds"]
