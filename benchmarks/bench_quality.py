@@ -115,7 +115,10 @@ def main() -> None:
     for image in args.images:
         for spec in args.backends:
             rows[spec][image.stem] = image_figures(image, spec, args.seeds, args.cache)
-            print(f"  {spec:24s} {image.stem:18s} " + " ".join(f"{k} {v:.4g}" for k, v in rows[spec][image.stem].items()), flush=True)
+            print(
+                f"  {spec:24s} {image.stem:18s} " + " ".join(f"{k} {v:.4g}" for k, v in rows[spec][image.stem].items()),
+                flush=True,
+            )
     means = summarise(rows, args.backends)
     print(f"\nmeans over {len(args.images)} images; ratios to {args.backends[0]}")
     print(f"{'backend':24s} {'s/sample':>9s} {'speed-up':>9s} {'SWD':>8s} {'NN dist':>8s} {'diversity':>9s}  SWD  NN  div ratios")

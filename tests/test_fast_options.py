@@ -3,14 +3,13 @@
 import pytest
 import skimage.data
 import torch
+from test_denoiser_math import EXACT_ATOL, noisy_queries
 
 from sinfree import denoise_patches, make_backend
 from sinfree.backends.candidates import duplicates
 from sinfree.backends.merge import merge_patches
 from sinfree.image_denoiser import ImageDenoiser
 from sinfree.patches import all_patches
-
-from test_denoiser_math import EXACT_ATOL, noisy_queries
 
 LEVELS = [(0.5, 0.5), (0.9, 0.1), (0.99, 0.01)]
 
@@ -133,7 +132,10 @@ def test_propagation_brings_a_weak_search_closer_to_exact(crop):
     """One probed list and k = 2: the neighbours' shifted candidates recover missed patches."""
     exact = ImageDenoiser(crop, 7)
     options = {"nprobe": 1, "k": 2, "nlist": 16}
-    plain, propagated = ImageDenoiser(crop, 7, backend="ivf", **options), ImageDenoiser(crop, 7, backend="ivf", propagate=True, **options)
+    plain, propagated = (
+        ImageDenoiser(crop, 7, backend="ivf", **options),
+        ImageDenoiser(crop, 7, backend="ivf", propagate=True, **options),
+    )
     g = torch.Generator().manual_seed(1)
     errors = []
     for alpha, sigma in [(0.8, 0.2), (0.9, 0.1), (0.95, 0.05), (0.98, 0.02)]:

@@ -3,12 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from test_denoiser_math import EXACT_ATOL, noisy_queries
 
 from sinfree import denoise_patches, generate, make_backend
 from sinfree.backends.ivf import kmeans
-
-from test_denoiser_math import EXACT_ATOL, noisy_queries
-
 
 ANN = pytest.mark.parametrize("backend", ["ivf", "faiss-ivf"])
 

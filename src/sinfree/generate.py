@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
-import inspect
 from dataclasses import asdict, dataclass, field
 
 import numpy as np

@@ -20,7 +20,7 @@ class CallStats:
     seconds: float = 0.0
     flops: float = 0.0  # 4 N M D per call: what exact Eq. 2 costs, whatever the backend does
 
-    def add(self, other: "CallStats") -> None:
+    def add(self, other: CallStats) -> None:
         self.calls += other.calls
         self.seconds += other.seconds
         self.flops += other.flops

@@ -106,7 +106,9 @@ class IVFBackend(CandidateBackend):
             return patches.to(torch.float32) - mean
         out = torch.empty(self.num_patches, self.project)
         for start in range(0, self.num_patches, self.chunk_size):
-            out[start : start + self.chunk_size] = (patches[start : start + self.chunk_size].to(torch.float32) - mean) @ self.basis
+            out[start : start + self.chunk_size] = (
+                patches[start : start + self.chunk_size].to(torch.float32) - mean
+            ) @ self.basis
         return out
 
     @classmethod
