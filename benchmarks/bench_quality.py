@@ -85,7 +85,7 @@ def image_figures(image: Path, spec: str, seeds: int, cache: Path) -> dict[str, 
         "seconds": float(np.mean([s for _, s in made])),
         "swd": float(np.mean([sliced_wasserstein(s, reference) for s in samples])),
         "nn_dist": float(np.mean([nearest_patch_distance(s, reference) for s in samples])),
-        "diversity": pixel_diversity(samples, reference),
+        "diversity": pixel_diversity(samples, reference) if len(samples) > 1 else float("nan"),
     }
 
 
