@@ -62,44 +62,40 @@ class ImageDenoiser:
 
     def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
         shape = tuple(x_t.shape[-2:])
-        if self.propagating and alpha > 0 and sigma > 0:
-            return self._propagating_call(x_t, alpha, sigma)
         rows, cols = self.query_grid(shape)
-        rows_per_band = max(1, self.backend.chunk_size // len(cols))
-        out = torch.zeros(self.channels, *shape, dtype=torch.float32)
-        for start in range(0, len(rows), rows_per_band):
-            band = rows[start : start + rows_per_band]
-            queries = extract_patches(x_t, band, cols, self.patch_size)
-            denoised = self.backend(queries, alpha, sigma)
-            fold_patches(denoised * self.window, band, cols, self.patch_size, out)
-        return out / self._normaliser(shape)
-
-    def _propagating_call(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
-        """As ``__call__``, with the previous step's candidates propagated (issue 3 (a)) and, at
-        a_t >= prune_alpha, the index searched for one query in four only (issue 3 (b))."""
-        shape = tuple(x_t.shape[-2:])
-        rows, cols = self.query_grid(shape)
-        previous = self._previous if self._previous is not None and self._previous.shape[:2] == (len(rows), len(cols)) else None
-        extra = self.backend.propagated_candidates(previous, rows, cols) if previous is not None else None
-        searched = None
-        prune_alpha = self.backend.prune_alpha
-        if extra is not None and prune_alpha is not None and alpha >= prune_alpha:
-            lattice = torch.arange(len(rows))[:, None] % 2 == 0
-            searched = lattice & (torch.arange(len(cols))[None, :] % 2 == 0)
-        kept = torch.full((len(rows), len(cols), self.backend.k), -1, dtype=torch.long)
+        coherent = self.propagating and alpha > 0 and sigma > 0
+        if coherent:
+            extra, searched, kept = self._propagation_plan(rows, cols, alpha)
         rows_per_band = max(1, self.backend.chunk_size // len(cols))
         out = torch.zeros(self.channels, *shape, dtype=torch.float32)
         for start in range(0, len(rows), rows_per_band):
             band = slice(start, start + rows_per_band)
             queries = extract_patches(x_t, rows[band], cols, self.patch_size)
-            denoised, index = self.backend.denoise_with_candidates(
-                queries,
-                alpha,
-                sigma,
-                None if extra is None else extra[band].reshape(len(queries), -1),
-                None if searched is None else searched[band].reshape(-1),
-            )
-            kept[band, :, : index.shape[1]] = index.view(-1, len(cols), index.shape[1])
+            if coherent:
+                denoised, index = self.backend.denoise_with_candidates(
+                    queries,
+                    alpha,
+                    sigma,
+                    None if extra is None else extra[band].reshape(len(queries), -1),
+                    None if searched is None else searched[band].reshape(-1),
+                )
+                kept[band, :, : index.shape[1]] = index.view(-1, len(cols), index.shape[1])
+            else:
+                denoised = self.backend(queries, alpha, sigma)
             fold_patches(denoised * self.window, rows[band], cols, self.patch_size, out)
-        self._previous = kept
+        if coherent:
+            self._previous = kept
         return out / self._normaliser(shape)
+
+    def _propagation_plan(self, rows: torch.Tensor, cols: torch.Tensor, alpha: float):
+        """For a coherent call: the propagated candidates of every query (issue 3 (a); None on a
+        trajectory's first call), the queries whose index is searched (None: all; at a_t >=
+        prune_alpha one in four, issue 3 (b)), and the (rows, cols, k) buffer for this call's candidates."""
+        previous = self._previous if self._previous is not None and self._previous.shape[:2] == (len(rows), len(cols)) else None
+        extra = self.backend.propagated_candidates(previous, rows, cols) if previous is not None else None
+        searched = None
+        prune_alpha = self.backend.prune_alpha
+        if extra is not None and prune_alpha is not None and alpha >= prune_alpha:
+            searched = (torch.arange(len(rows))[:, None] % 2 == 0) & (torch.arange(len(cols))[None, :] % 2 == 0)
+        kept = torch.full((len(rows), len(cols), self.backend.k), -1, dtype=torch.long)
+        return extra, searched, kept
