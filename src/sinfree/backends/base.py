@@ -76,6 +76,12 @@ class PatchBackend:
     def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
         raise NotImplementedError
 
+    def _centred_chunks(self, x: torch.Tensor, alpha: float):
+        """Chunks of ``x - alpha mu`` in fp32 (``chunk_size`` rows), with their start rows."""
+        shift = alpha * self.mean.to(torch.float32)
+        for start in range(0, x.shape[0], self.chunk_size):
+            yield start, x[start : start + self.chunk_size].to(torch.float32) - shift
+
     def _nearest(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

@@ -79,20 +79,9 @@ class CandidateBackend(PatchBackend):
         keep = scores.topk(min(self.k, scores.shape[1]), dim=1)
         return index.gather(1, keep.indices), keep.values
 
-    def exact_scores(self, targets: torch.Tensor, index: torch.Tensor, block_bytes: int = 8 * 2**20) -> torch.Tensor:
-        """Exact fp32 scores ``t.y' - ||y'||^2 / 2`` of the candidates ``index`` (n, c), -inf where index < 0.
-
-        Gathers in blocks of ``block_bytes`` (small blocks stay in cache and avoid fresh pages).
-        """
-        n, c = index.shape
-        scores = torch.empty(n, c)
-        rows = max(1, block_bytes // (4 * max(1, c) * self.dim))
-        for start in range(0, n, rows):
-            part = index[start : start + rows].clamp_min(0)
-            gathered = self.members.index_select(0, part.flatten()).view(len(part), c, self.dim)
-            dots = torch.bmm(gathered, targets[start : start + rows, :, None]).squeeze(2)
-            scores[start : start + rows] = dots - self.member_half_norms[part]
-        return scores.masked_fill_(index < 0, -math.inf)
+    def exact_scores(self, targets: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Exact fp32 scores ``t.y' - ||y'||^2 / 2`` of the candidates ``index`` (n, c), -inf where index < 0."""
+        return gathered_scores(targets, index, self.members, self.member_half_norms)
 
     def search(self, targets: torch.Tensor, extra: torch.Tensor | None = None, searched: torch.Tensor | None = None):
         """The ``k`` best members for each centred target t (n, D), best first: indices into
@@ -203,3 +192,20 @@ def duplicates(index: torch.Tensor) -> torch.Tensor:
     repeated = torch.zeros_like(index, dtype=torch.bool)
     repeated[:, 1:] = (sorted_index[:, 1:] == sorted_index[:, :-1]) & (sorted_index[:, 1:] >= 0)
     return torch.zeros_like(repeated).scatter_(1, order, repeated)
+
+
+def gathered_scores(
+    queries: torch.Tensor, index: torch.Tensor, points: torch.Tensor, half_norms: torch.Tensor, block_bytes: int = 8 * 2**20
+) -> torch.Tensor:
+    """``q.p - ||p||^2 / 2`` for the candidates ``points[index]`` (n, c) of each query; -inf where index < 0.
+
+    Gathers in blocks of ``block_bytes`` (small blocks stay in cache and reuse freed memory).
+    """
+    n, c = index.shape
+    scores = torch.empty(n, c)
+    rows = max(1, block_bytes // (4 * max(1, c) * points.shape[1]))
+    for start in range(0, n, rows):
+        part = index[start : start + rows].clamp_min(0)
+        gathered = points.index_select(0, part.flatten()).view(len(part), c, points.shape[1])
+        scores[start : start + rows] = torch.bmm(gathered, queries[start : start + rows, :, None]).squeeze(2) - half_norms[part]
+    return scores.masked_fill_(index < 0, -math.inf)

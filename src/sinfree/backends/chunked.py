@@ -30,14 +30,9 @@ class ChunkedSoftmaxBackend(PatchBackend):
     def chunk_size_for(num_patches: int) -> int:
         return max(16, DEFAULT_CHUNK_BYTES // (FP32 * num_patches))
 
-    def _chunks(self, x: torch.Tensor, alpha: float):
-        shift = alpha * self.mean.to(torch.float32)
-        for start in range(0, x.shape[0], self.chunk_size):
-            yield start, x[start : start + self.chunk_size].to(torch.float32) - shift
-
     def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
         out = torch.empty(x.shape, dtype=torch.float32)
-        for start, xc in self._chunks(x, alpha):
+        for start, xc in self._centred_chunks(x, alpha):
             logits = (xc @ self.centred.T).mul_(alpha).sub_(alpha**2 * self.half_norms).mul_(1.0 / sigma**2)
             out[start : start + len(xc)] = torch.softmax(logits, dim=1) @ self.centred
         out += self.mean.to(torch.float32)
@@ -45,14 +40,14 @@ class ChunkedSoftmaxBackend(PatchBackend):
 
     def _nearest(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.empty(x.shape, dtype=torch.float32)
-        for start, xc in self._chunks(x, 1.0):
+        for start, xc in self._centred_chunks(x, 1.0):
             out[start : start + len(xc)] = self.centred[(xc @ self.centred.T - self.half_norms).argmax(dim=1)]
         out += self.mean.to(torch.float32)
         return out.to(x.dtype)
 
     @classmethod
     def default_chunk_size(cls, dim: int) -> int:
-        return 1024  # ImageDenoiser's band size; each band is split again by M in _chunks
+        return 1024  # ImageDenoiser's band size; each band is split again by M in _centred_chunks
 
     @classmethod
     def estimate_bytes(cls, num_patches: int, dim: int, num_queries: int, chunk_size: int | None = None) -> int:

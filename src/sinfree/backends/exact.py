@@ -47,12 +47,6 @@ class ExactBackend(PatchBackend):
             keys[start : start + len(centred), self.dim] = centred.square().sum(dim=1)
         return keys
 
-    def _centred_chunks(self, x: torch.Tensor, alpha: float):
-        """Chunks of ``x - alpha mu`` in fp32, with their start rows."""
-        shift = alpha * self.mean.to(torch.float32)
-        for start in range(0, x.shape[0], self.chunk_size):
-            yield start, x[start : start + self.chunk_size].to(torch.float32) - shift
-
     def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
         out = torch.empty(x.shape, dtype=torch.float32)
         keys = self.keys[None, None]  # (batch, heads, M, D + 1): the 4-D layout takes the fast CPU flash kernel

@@ -17,7 +17,7 @@ import math
 import torch
 
 from .base import FP32
-from .candidates import CandidateBackend
+from .candidates import CandidateBackend, gathered_scores
 from .merge import merge_patches
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20
@@ -80,10 +80,13 @@ class IVFBackend(CandidateBackend):
         sample = torch.randperm(self.num_patches, generator=generator)[: train_points_per_list * self.nlist]
         train = patches[sample].to(torch.float32) - mean
         self.basis = principal_directions(train[:PCA_POINTS], self.project) if self.project else None
-        search_patches = self._project_chunked(patches, mean)
         self.centroids, _ = kmeans(self._to_search_space(train), self.nlist, kmeans_iterations, generator, self.chunk_size)
         del train
-        assignment = assign(search_patches, self.centroids, self.chunk_size)
+        if self.project:  # the projected patches (M, d) are kept: they are the search-space members
+            search_patches = self._project_chunked(patches, mean)
+            assignment = assign(search_patches, self.centroids, self.chunk_size)
+        else:  # assigned chunk by chunk: no centred full-size copy besides ``members``
+            assignment = assign(patches, self.centroids + mean, self.chunk_size)
         order = torch.argsort(assignment, stable=True)
         self.member_order = order
         if self.log_counts is not None:
@@ -101,9 +104,7 @@ class IVFBackend(CandidateBackend):
         return centred @ self.basis if self.project else centred
 
     def _project_chunked(self, patches: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-        """The patches in the search space (centred, projected when ``project`` is set)."""
-        if not self.project:
-            return patches.to(torch.float32) - mean
+        """The centred patches projected on the principal directions (M, d), a chunk at a time."""
         out = torch.empty(self.num_patches, self.project)
         for start in range(0, self.num_patches, self.chunk_size):
             out[start : start + self.chunk_size] = (
@@ -132,10 +133,7 @@ class IVFBackend(CandidateBackend):
 
     def search_scores(self, queries: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Scores in the search space: ``q.z - ||z||^2 / 2`` with z the projected members (exact without projection)."""
-        safe = index.clamp_min(0)
-        gathered = self.search_members.index_select(0, safe.flatten()).view(*index.shape, -1)
-        scores = torch.bmm(gathered, queries[:, :, None]).squeeze(2) - self.search_half_norms[safe]
-        return scores.masked_fill_(index < 0, -math.inf)
+        return gathered_scores(queries, index, self.search_members, self.search_half_norms)
 
     def finalise(self, targets: torch.Tensor, index: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Projected search: the ``pool_size`` best by pre-score are re-scored exactly, the ``k`` best kept."""
