@@ -12,7 +12,7 @@ import torch
 
 from .backends import AUTO, backend_class_for, resolve_backend
 from .backends.base import CallStats
-from .image_denoiser import ImageDenoiser
+from .image_denoiser import make_image_denoiser
 from .image_io import ImageLike, load_image, tensor_to_array
 from .memory import check_fits
 from .pyramid import build_pyramid, level_shapes, resolve_num_scales
@@ -47,7 +47,7 @@ class GenerationSettings:
         if self.stride < 1:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
         accepted = inspect.signature(backend_class_for(self.backend).__init__).parameters
-        unknown = sorted(set(self.backend_options) - set(accepted) - {"self", "patches"})
+        unknown = sorted(set(self.backend_options) - set(accepted) - {"self", "patches", "reference", "patch_size", "stride", "rho"})
         if unknown:
             raise ValueError(f"backend {self.backend!r} takes no option {', '.join(unknown)}")
         if self.backend_options.get("prune_alpha") is not None and not self.backend_options.get("propagate"):
@@ -195,7 +195,7 @@ def sample_coarse_to_fine(
     stats = CallStats()
     for scale in range(num_scales - 1, -1, -1):
         backend, options = scale_backend(settings, reference.shape[0], tuple(pyramid[scale].shape[-2:]), canvas_shapes[scale])
-        denoiser = ImageDenoiser(
+        denoiser = make_image_denoiser(
             pyramid[scale], settings.patch_size, stride=settings.stride, rho=settings.rho, backend=backend, **options
         )
         for i, generator in enumerate(generators):
@@ -210,7 +210,7 @@ def sample_coarse_to_fine(
             finished[i] = sample_scale(
                 denoiser, noise, schedule, eta=settings.eta, generator=generator, coarse=finished[i], callback=report
             )
-        stats.add(denoiser.backend.stats)
+        stats.add(denoiser.stats)
         del denoiser
     return finished, stats
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .backends import make_backend
+from .backends import IMAGE_BACKENDS, make_backend
 from .patches import all_patches, extract_patches, fold_patches, gaussian_window, patch_positions
 
 
@@ -39,6 +39,11 @@ class ImageDenoiser:
             grid = (reference.shape[-2] - patch_size + 1, reference.shape[-1] - patch_size + 1)
             self.backend.set_patch_grid(grid)
         self._previous: torch.Tensor | None = None  # last call's candidates per query (propagation)
+
+    @property
+    def stats(self):
+        """The backend's work over all calls (CallStats)."""
+        return self.backend.stats
 
     def start_trajectory(self) -> None:
         """Forget the previous step's candidates: the next call starts a new sample."""
@@ -99,3 +104,13 @@ class ImageDenoiser:
             searched = (torch.arange(len(rows))[:, None] % 2 == 0) & (torch.arange(len(cols))[None, :] % 2 == 0)
         kept = torch.full((len(rows), len(cols), self.backend.k), -1, dtype=torch.long)
         return extra, searched, kept
+
+
+def make_image_denoiser(
+    reference: torch.Tensor, patch_size: int = 15, *, stride: int = 1, rho: float = 0.2, backend: str = "exact", **options
+):
+    """The denoiser of one scale for ``backend``: a fused image backend (``patchmatch``) itself, or
+    ImageDenoiser over a patch backend."""
+    if backend in IMAGE_BACKENDS:
+        return IMAGE_BACKENDS[backend](reference, patch_size, stride=stride, rho=rho, **options)
+    return ImageDenoiser(reference, patch_size, stride=stride, rho=rho, backend=backend, **options)

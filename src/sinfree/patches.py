@@ -28,17 +28,19 @@ def patch_positions(length: int, patch_size: int, stride: int = 1) -> torch.Tens
     return torch.tensor(positions, dtype=torch.long)
 
 
-def gaussian_window(patch_size: int, rho: float) -> torch.Tensor:
-    """Separable window ``exp(-u^2 / 2 rho^2)`` on patch coordinates u in [-1, 1], flattened to (P*P,).
-
-    ``rho = inf`` gives ones (plain overlap averaging).
-    """
+def gaussian_window_1d(patch_size: int, rho: float) -> torch.Tensor:
+    """1-D window ``exp(-u^2 / 2 rho^2)`` on u in [-1, 1] (P,), floored at WINDOW_FLOOR; ``rho = inf`` gives ones."""
     if not rho > 0:
         raise ValueError(f"rho must be > 0 (or inf), got {rho}")
     if math.isinf(rho):
-        return torch.ones(patch_size * patch_size, dtype=torch.float32)
+        return torch.ones(patch_size, dtype=torch.float32)
     u = torch.linspace(-1.0, 1.0, patch_size, dtype=torch.float64) if patch_size > 1 else torch.zeros(1, dtype=torch.float64)
-    w = torch.exp(-(u**2) / (2.0 * rho**2)).clamp_min(WINDOW_FLOOR)
+    return torch.exp(-(u**2) / (2.0 * rho**2)).clamp_min(WINDOW_FLOOR).to(torch.float32)
+
+
+def gaussian_window(patch_size: int, rho: float) -> torch.Tensor:
+    """Separable window ``g(u) g(v)`` of ``gaussian_window_1d``, flattened to (P*P,)."""
+    w = gaussian_window_1d(patch_size, rho).to(torch.float64)
     return torch.outer(w, w).flatten().to(torch.float32)
 
 

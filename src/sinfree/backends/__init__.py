@@ -9,6 +9,7 @@ from .chunked import ChunkedSoftmaxBackend
 from .exact import ExactBackend
 from .faiss_ivf import FaissIVFBackend
 from .ivf import IVFBackend
+from .patchmatch import PatchMatchDenoiser
 from .reference import ReferenceBackend
 
 BACKENDS: dict[str, type[PatchBackend]] = {
@@ -18,6 +19,8 @@ BACKENDS: dict[str, type[PatchBackend]] = {
     IVFBackend.name: IVFBackend,
     FaissIVFBackend.name: FaissIVFBackend,
 }
+# Backends that denoise whole images (ImgDenoise fused with Eq. 2), not a batch of patches.
+IMAGE_BACKENDS = {PatchMatchDenoiser.name: PatchMatchDenoiser}
 
 
 # ``backend="auto"``: exact Eq. 2 where one call costs at most AUTO_EXACT_FLOPS (4 N M D; about 0.1 s
@@ -33,15 +36,15 @@ AUTO_FAST_OPTIONS: dict = {"nprobe": 4, "project": 32, "rescore": 20}
 
 def backend_names() -> list[str]:
     """Every name ``backend=`` accepts."""
-    return sorted([*BACKENDS, AUTO])
+    return sorted([*BACKENDS, *IMAGE_BACKENDS, AUTO])
 
 
-def backend_class_for(name: str) -> type[PatchBackend]:
+def backend_class_for(name: str) -> type:
     """The backend class registered as ``name`` (``auto``: its fast backend's), or a ValueError listing the choices."""
     if name == AUTO:
-        return BACKENDS[AUTO_FAST]
+        return backend_class_for(AUTO_FAST)
     try:
-        return BACKENDS[name]
+        return BACKENDS[name] if name in BACKENDS else IMAGE_BACKENDS[name]
     except KeyError:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}") from None
 
@@ -59,6 +62,8 @@ def resolve_backend(name: str, options: dict, num_queries: int, num_patches: int
 
 def make_backend(name: str, patches: torch.Tensor, **options) -> PatchBackend:
     """Build the backend ``name`` over the patch set ``patches`` (M, D), once per scale."""
+    if name in IMAGE_BACKENDS:
+        raise ValueError(f"backend {name!r} denoises whole images: use make_image_denoiser or generate, not a patch set")
     return backend_class_for(name)(patches, **options)
 
 
@@ -81,8 +86,10 @@ __all__ = [
     "ChunkedSoftmaxBackend",
     "ExactBackend",
     "FaissIVFBackend",
+    "IMAGE_BACKENDS",
     "IVFBackend",
     "PatchBackend",
+    "PatchMatchDenoiser",
     "ReferenceBackend",
     "backend_class_for",
     "backend_names",

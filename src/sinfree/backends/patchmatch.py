@@ -1,0 +1,241 @@
+"""ImgDenoise (Algorithm 1) over PatchMatch candidates, fused: the ``patchmatch`` backend.
+
+Eq. 2 needs, per query patch, only the reference patches that carry its softmax weight. This
+denoiser keeps ``k`` candidates per query (a nearest-neighbour field, as in PatchMatch, Barnes et
+al. 2009) across the steps of one trajectory and improves them at every call by propagation from
+the neighbours and random search (issue 3 (a): x_t moves little between steps and neighbouring
+queries overlap in all but one column). The softmax of Eq. 2 is exact over the candidates, with an
+unbiased sampled estimate of the rest (``tail``); the weighted patches are folded back with the
+Gaussian window straight from the reference image. No (N, D) or (N, M) matrix exists: memory is
+the two images and the (N, k) field, so a 1024^2 input and output need a few hundred MB.
+
+With ``k`` at least the number of reference patches it is exact Eq. 2 (tested against the float64
+reference).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+import numpy as np
+import torch
+
+import torch.nn.functional as F
+
+from ..patches import gaussian_window_1d, patch_positions
+from . import patchmatch_kernels as kernels
+from .base import CallStats, PatchBackend
+from .ivf import PCA_POINTS, principal_directions
+
+BAND_ROWS = 8  # query-grid rows per PatchMatch band (bands run in parallel; fixed, so results do not depend on threads)
+
+
+class PatchMatchDenoiser:
+    """The closed-form denoiser of one scale, ``D(x_t, a_t, s_t) -> xhat0`` for an image (C, h, w),
+    over the ``k`` best reference patches per query found by PatchMatch.
+
+    ``tail`` uniform samples per query estimate the softmax mass outside the k (0: plain top-k, as
+    the paper's ANN); ``first_passes`` PatchMatch passes on a trajectory's first call (from a random
+    field), ``passes`` on later ones. ``seed`` is mixed with a hash of each trajectory's first input,
+    so that samples drawn from different noise search differently and a sample is reproducible from
+    its noise alone.
+    """
+
+    name = "patchmatch"
+
+    def __init__(
+        self,
+        reference: torch.Tensor,
+        patch_size: int = 15,
+        *,
+        stride: int = 1,
+        rho: float = 0.2,
+        k: int = 8,
+        project: int = 16,
+        tail: int = 8,
+        passes: int = 1,
+        first_passes: int = 2,
+        min_weight: float = 1e-6,
+        seed: int = 0,
+    ):
+        if reference.ndim != 3:
+            raise ValueError(f"reference must be (C, H, W), got shape {tuple(reference.shape)}")
+        if k < 1 or project < 1 or tail < 0 or passes < 0 or first_passes < 1 or not 0 <= min_weight < 1:
+            raise ValueError(
+                "need k >= 1, project >= 1, tail >= 0, passes >= 0, first_passes >= 1 and 0 <= min_weight < 1; "
+                f"got {k}, {project}, {tail}, {passes}, {first_passes}, {min_weight}"
+            )
+        self.channels, height, width = reference.shape
+        self.patch_size = patch_size
+        self.stride = stride
+        self.rho = rho
+        # patch_positions raises the usual error for a reference smaller than the patch
+        self.position_shape = (len(patch_positions(height, patch_size)), len(patch_positions(width, patch_size)))
+        self.num_patches = self.position_shape[0] * self.position_shape[1]
+        self.k = min(k, self.num_patches)
+        self.tail = tail
+        self.min_weight = min_weight
+        self.passes = passes
+        self.first_passes = first_passes
+        self.seed = seed
+        self.reference = _rows_layout(reference)
+        self.window = gaussian_window_1d(patch_size, rho).numpy()
+        self.window_row = np.repeat(self.window, self.channels).astype(np.float32)
+        self.mean_patch = _mean_patch(self.reference, self.channels, patch_size, self.position_shape)
+        # the search space: the top principal directions of the reference patches, applied as a convolution
+        self.projection = _projection_filters(reference, patch_size, min(project, self.channels * patch_size**2), seed)
+        self.members = _project(reference, self.projection).reshape(self.num_patches, -1)
+        self.stats = CallStats()
+        self._field: tuple[np.ndarray, np.ndarray] | None = None
+        self._trajectory_seed: int | None = None
+        self._calls = 0
+
+    # the interface generate() and the benchmarks use ------------------------------------------
+
+    @classmethod
+    def estimate_bytes(cls, num_patches: int, dim: int, num_queries: int, chunk_size: int | None = None) -> int:
+        """Peak bytes of one call with the default options (k = 8, project = 16, tail = 8): the projected
+        reference and queries, the field, its distances and copy, the exact distances, the weights."""
+        return 4 * 16 * (num_patches + 2 * num_queries) + num_queries * (8 * (8 + 4 + 8 + 4) + 16 * (8 + 4)) + 8 * 2**20
+
+    @classmethod
+    def default_chunk_size(cls, dim: int) -> int:
+        return 1  # no chunk of patches is ever extracted
+
+    def start_trajectory(self) -> None:
+        """Forget the candidates: the next call starts a new sample (from a random field)."""
+        self._field = None
+        self._trajectory_seed = None
+
+    def query_grid(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            patch_positions(shape[0], self.patch_size, self.stride).numpy(),
+            patch_positions(shape[1], self.patch_size, self.stride).numpy(),
+        )
+
+    def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+        if x_t.ndim != 3 or x_t.shape[0] != self.channels:
+            raise ValueError(f"x_t must be ({self.channels}, h, w), got shape {tuple(x_t.shape)}")
+        if alpha < 0 or sigma < 0:
+            raise ValueError(f"alpha and sigma must be >= 0, got alpha={alpha}, sigma={sigma}")
+        shape = tuple(x_t.shape[-2:])
+        rows, cols = self.query_grid(shape)
+        if alpha == 0:  # every weight equal: the mean patch everywhere
+            positions = np.zeros((len(rows) * len(cols), 1), dtype=np.int64)
+            weights = np.ones((len(rows) * len(cols), 1), dtype=np.float32)
+            return self._fold(self.mean_patch, 1, positions, weights, rows, cols, shape)
+        start = time.perf_counter()
+        x = _rows_layout(x_t)
+        scaled = self.reference * np.float32(alpha)
+        cand = self._search(x_t, float(alpha), rows, cols)
+        dist = kernels.exact_distances(x, scaled, rows, cols, cand, self.patch_size, self.channels, self.position_shape[1])
+        inverse_two_var = np.inf if sigma == 0 else 1.0 / (2.0 * float(sigma) ** 2)
+        positions, weights = kernels.softmax_weights(
+            x, scaled, rows, cols, cand, dist, self.patch_size, self.channels, self.position_shape[1],
+            self.num_patches, inverse_two_var, self.tail, self.min_weight, self._call_seed(),
+        )  # fmt: skip
+        out = self._fold(self.reference, self.position_shape[1], positions, weights, rows, cols, shape)
+        self._calls += 1
+        self.stats.calls += 1
+        self.stats.seconds += time.perf_counter() - start
+        self.stats.flops += PatchBackend.flops(len(rows) * len(cols), self.num_patches, self.channels * self.patch_size**2)
+        return out
+
+    @property
+    def field(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The current candidates (n, k) as reference patch positions (row * Wp + col) and their distances."""
+        return self._field
+
+    # ------------------------------------------------------------------------------------------
+
+    def _call_seed(self) -> int:
+        return (self._trajectory_seed * 1_000_003 + self._calls) % 2**63
+
+    def _search(self, x_t: torch.Tensor, alpha: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The k candidates of every query at this call: the previous call's, re-ranked at the new
+        x_t, then improved by PatchMatch passes (alternating scan directions), all in the subspace."""
+        num_queries = len(rows) * len(cols)
+        queries = np.ascontiguousarray(_project(x_t, self.projection)[rows][:, cols].reshape(num_queries, -1))
+        passes = self.passes
+        if self._field is None or self._field[0].shape[0] != num_queries:
+            if self._trajectory_seed is None:
+                self._trajectory_seed = (self.seed * 0x9E3779B1 + zlib.crc32(queries[: min(len(queries), 64)].tobytes())) % 2**31
+                self._calls = 0
+            cand = kernels.random_field(num_queries, self.k, self.num_patches, self._call_seed())
+            self._field = (cand, np.empty(cand.shape, dtype=np.float32))
+            passes = self.first_passes
+        cand, dist = self._field
+        alpha32 = np.float32(alpha)
+        kernels.rescore_projected(queries, self.members, alpha32, cand, dist)
+        if self.k < self.num_patches:
+            hp, wp = self.position_shape
+            row_step, col_step = np.diff(rows), np.diff(cols)
+            for n in range(passes):
+                forward = (self._calls + n) % 2 == 0
+                kernels.propagate_and_search(
+                    queries, self.members, alpha32, len(cols), cand, dist, row_step, col_step, hp, wp, BAND_ROWS, forward,
+                    self._call_seed() * 7 + n + 1,
+                )  # fmt: skip
+        return cand
+
+    def _fold(self, source, source_wp, positions, weights, rows, cols, shape) -> torch.Tensor:
+        """Windowed fold of the weighted source patches, over the folded window (Algorithm 1)."""
+        height, width = shape
+        out = np.zeros((height, width * self.channels), dtype=np.float32)
+        row_start, row_stop = _covering_rows(rows, height, self.patch_size)
+        kernels.fold_weighted(source, source_wp, positions, weights, rows, cols, row_start, row_stop, self.window, self.window_row, out)
+        normaliser = np.outer(_folded_window(rows, height, self.window), np.repeat(_folded_window(cols, width, self.window), self.channels))
+        out /= normaliser
+        return torch.from_numpy(out.reshape(height, width, self.channels)).permute(2, 0, 1).contiguous()
+
+
+def _rows_layout(image: torch.Tensor) -> np.ndarray:
+    """(C, H, W) tensor -> float32 (H, W * C) array: one patch row is P * C contiguous numbers."""
+    channels, height, width = image.shape
+    return np.ascontiguousarray(image.detach().to(torch.float32).permute(1, 2, 0).numpy().reshape(height, width * channels))
+
+
+def _projection_filters(reference: torch.Tensor, patch_size: int, dims: int, seed: int) -> torch.Tensor:
+    """The ``dims`` leading principal directions of (at most PCA_POINTS random) reference patches, as
+    convolution filters (dims, C, P, P): patches flatten channel-major, as the filters do."""
+    grid = reference.to(torch.float32).unfold(1, patch_size, 1).unfold(2, patch_size, 1)  # (C, Hp, Wp, P, P) view
+    hp, wp = grid.shape[1:3]
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(hp * wp, generator=generator)[:PCA_POINTS]
+    sample = grid[:, chosen // wp, chosen % wp].permute(1, 0, 2, 3).reshape(len(chosen), -1)
+    basis = principal_directions(sample - sample.mean(dim=0), dims)  # (D, dims)
+    return basis.T.reshape(dims, reference.shape[0], patch_size, patch_size).contiguous()
+
+
+def _project(image: torch.Tensor, filters: torch.Tensor) -> np.ndarray:
+    """Every patch of ``image`` (C, h, w) projected on the filters: (h - P + 1, w - P + 1, dims) float32."""
+    out = F.conv2d(image.detach().to(torch.float32)[None], filters)[0]
+    return np.ascontiguousarray(out.permute(1, 2, 0).numpy())
+
+
+def _mean_patch(reference: np.ndarray, channels: int, patch_size: int, position_shape: tuple[int, int]) -> np.ndarray:
+    """The mean of all reference patches (the alpha = 0 limit of Eq. 2), as a (P, P * C) image."""
+    hp, wp = position_shape
+    image = reference.reshape(reference.shape[0], -1, channels).astype(np.float64)
+    mean = np.empty((patch_size, patch_size, channels))
+    for i in range(patch_size):
+        for j in range(patch_size):
+            mean[i, j] = image[i : i + hp, j : j + wp].mean(axis=(0, 1))
+    return mean.reshape(patch_size, patch_size * channels).astype(np.float32)
+
+
+def _covering_rows(rows: np.ndarray, height: int, patch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every image row y, the grid rows [start, stop) whose patches cover it."""
+    y = np.arange(height)
+    start = np.searchsorted(rows, y - patch_size + 1, side="left")
+    stop = np.searchsorted(rows, y, side="right")
+    return start.astype(np.int64), stop.astype(np.int64)
+
+
+def _folded_window(positions: np.ndarray, length: int, window: np.ndarray) -> np.ndarray:
+    """Sum of the 1-D window over the patches covering each pixel of an axis (the window is separable)."""
+    total = np.zeros(length, dtype=np.float64)
+    for offset, weight in enumerate(window):
+        np.add.at(total, positions + offset, weight)
+    return total.astype(np.float32)

@@ -1,0 +1,341 @@
+"""Numba kernels of the fused PatchMatch denoiser: Eq. 2 over a few candidates per query, read
+straight from the two images (no patch matrix is ever built).
+
+Images are float32 arrays of shape (rows, width * C) (HWC flattened per row), so one patch row
+is P * C contiguous numbers. A candidate is a reference patch position ``pr * Wp + pc`` (Wp =
+W - P + 1); each query keeps ``k`` of them, sorted by distance ``||x - a y||^2``, in ``cand`` and
+``dist`` (n, k). Written with numba because the work per (query, candidate) is one 675-long
+dot product on data in cache: batched GEMMs would first gather every candidate patch (gigabytes
+per call), which is what made the torch IVF path memory-bound.
+
+Random numbers come from a counter-based hash (splitmix64) of (seed, query, draw), so a result
+depends on the seed only, not on the number of threads or the order of the work.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+# fast-math without "no infs / no nans": the kernels use inf as "no candidate yet" and as s_t = 0
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@njit(inline="always")
+def _mix(z):
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(inline="always")
+def _random_below(seed, query, draw, n):
+    """A uniform integer in [0, n) from the hash of (seed, query, draw)."""
+    key = _mix(np.uint64(seed) + _GOLDEN * np.uint64(query + 1))
+    return np.int64(_mix(key + _GOLDEN * np.uint64(draw + 1)) % np.uint64(n))
+
+
+@njit(inline="always")
+def _distance(x, qr, qc0, scaled, pr, pc0, patch_size, row_length):
+    """``||x_q - a y_p||^2`` between the patch of ``x`` at row qr, column offset qc0 and the patch of
+    ``scaled`` (= a * reference) at (pr, pc0); eight independent partial sums (a single running sum
+    is latency-bound: 2.5x slower)."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = np.float32(0.0)
+    body = row_length - row_length % 8
+    for i in range(patch_size):
+        x_row = x[qr + i, qc0 : qc0 + row_length]
+        y_row = scaled[pr + i, pc0 : pc0 + row_length]
+        for t in range(0, body, 8):
+            d0 = x_row[t] - y_row[t]
+            d1 = x_row[t + 1] - y_row[t + 1]
+            d2 = x_row[t + 2] - y_row[t + 2]
+            d3 = x_row[t + 3] - y_row[t + 3]
+            d4 = x_row[t + 4] - y_row[t + 4]
+            d5 = x_row[t + 5] - y_row[t + 5]
+            d6 = x_row[t + 6] - y_row[t + 6]
+            d7 = x_row[t + 7] - y_row[t + 7]
+            s0 += d0 * d0
+            s1 += d1 * d1
+            s2 += d2 * d2
+            s3 += d3 * d3
+            s4 += d4 * d4
+            s5 += d5 * d5
+            s6 += d6 * d6
+            s7 += d7 * d7
+        for t in range(body, row_length):
+            d0 = x_row[t] - y_row[t]
+            s0 += d0 * d0
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@njit(inline="always")
+def _projected_distance(query, members, position, alpha):
+    """``||P x_q - a P y_p||^2`` in the principal subspace (a lower bound of the full distance)."""
+    total = np.float32(0.0)
+    member = members[position]
+    for u in range(query.shape[0]):
+        d = query[u] - alpha * member[u]
+        total += d * d
+    return total
+
+
+@njit(inline="always")
+def _contains(cand_row, position):
+    for j in range(cand_row.shape[0]):
+        if cand_row[j] == position:
+            return True
+    return False
+
+
+@njit(inline="always")
+def _insert(cand_row, dist_row, position, distance):
+    """Insert into the ascending list, dropping its worst entry (the caller checked distance < worst)."""
+    j = cand_row.shape[0] - 1
+    while j > 0 and dist_row[j - 1] > distance:
+        cand_row[j] = cand_row[j - 1]
+        dist_row[j] = dist_row[j - 1]
+        j -= 1
+    cand_row[j] = position
+    dist_row[j] = distance
+
+
+@njit(inline="always")
+def _try(query, members, alpha, position, cand_row, dist_row):
+    """Score a candidate position in the subspace and keep it if it beats the worst of the k."""
+    if _contains(cand_row, position):
+        return
+    d = _projected_distance(query, members, position, alpha)
+    if d < dist_row[dist_row.shape[0] - 1]:
+        _insert(cand_row, dist_row, position, d)
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def random_field(num_queries, k, num_positions, seed):
+    """k distinct random candidate positions per query (all positions, in order, when k >= their number)."""
+    cand = np.empty((num_queries, k), dtype=np.int64)
+    for q in prange(num_queries):
+        if k >= num_positions:
+            for j in range(k):
+                cand[q, j] = j if j < num_positions else -1
+            continue
+        j = 0
+        draw = 0
+        while j < k:
+            position = _random_below(seed, q, draw, num_positions)
+            draw += 1
+            if not _contains(cand[q, :j], position):
+                cand[q, j] = position
+                j += 1
+    return cand
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def rescore_projected(queries, members, alpha, cand, dist):
+    """Subspace distances of every query's candidates at the current x_t and a_t, sorted ascending."""
+    k = cand.shape[1]
+    for q in prange(cand.shape[0]):
+        for j in range(k):
+            position = cand[q, j]
+            dist[q, j] = np.inf if position < 0 else _projected_distance(queries[q], members, position, alpha)
+        for j in range(1, k):  # insertion sort of k entries
+            position, d = cand[q, j], dist[q, j]
+            i = j
+            while i > 0 and dist[q, i - 1] > d:
+                cand[q, i] = cand[q, i - 1]
+                dist[q, i] = dist[q, i - 1]
+                i -= 1
+            cand[q, i] = position
+            dist[q, i] = d
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def exact_distances(x, scaled, rows, cols, cand, patch_size, channels, wp):
+    """Full fp32 distances ``||x_q - a y_p||^2`` of every query's candidates (inf for none)."""
+    num_cols = cols.shape[0]
+    row_length = patch_size * channels
+    dist = np.empty(cand.shape, dtype=np.float32)
+    for q in prange(cand.shape[0]):
+        qr, qc0 = rows[q // num_cols], cols[q % num_cols] * channels
+        for j in range(cand.shape[1]):
+            p = cand[q, j]
+            if p < 0:
+                dist[q, j] = np.inf
+            else:
+                pr = p // wp
+                dist[q, j] = _distance(x, qr, qc0, scaled, pr, (p - pr * wp) * channels, patch_size, row_length)
+    return dist
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def propagate_and_search(queries, members, alpha, num_cols, cand, dist, row_step, col_step, hp, wp, band_rows, forward, seed):
+    """One PatchMatch pass (Barnes et al. 2009) over the query grid in the principal subspace, in
+    bands of ``band_rows`` grid rows run in parallel: each query tries its two already-visited
+    neighbours' candidates shifted by the offset between the queries (left and above on a forward
+    pass, right and below on a backward one), then random candidates around its best at radii
+    halving from the whole image down to one pixel. A neighbour in another band is read from the
+    candidates as they were before the pass, so the result does not depend on the order the bands
+    run in. ``row_step`` / ``col_step`` (grid rows - 1, grid cols - 1): pixel offsets between
+    consecutive grid rows / columns."""
+    num_rows = cand.shape[0] // num_cols
+    k = cand.shape[1]
+    before = cand.copy()
+    num_bands = (num_rows + band_rows - 1) // band_rows
+    step = 1 if forward else -1
+    for band in prange(num_bands):
+        first_row = band * band_rows
+        last_row = min(num_rows, first_row + band_rows) - 1
+        for n_r in range(last_row - first_row + 1):
+            r = first_row + n_r if forward else last_row - n_r
+            for n_c in range(num_cols):
+                c = n_c if forward else num_cols - 1 - n_c
+                q = r * num_cols + c
+                query, cand_row, dist_row = queries[q], cand[q], dist[q]
+                # the neighbour visited just before along the row, and the one in the previous row
+                c_prev = c - step
+                if 0 <= c_prev < num_cols:
+                    dc = col_step[min(c, c_prev)] * step
+                    for j in range(k):
+                        p = cand[q - step, j]
+                        if p >= 0 and 0 <= p % wp + dc < wp:
+                            _try(query, members, alpha, p + dc, cand_row, dist_row)
+                r_prev = r - step
+                if 0 <= r_prev < num_rows:
+                    dr = row_step[min(r, r_prev)] * step
+                    in_band = first_row <= r_prev <= last_row
+                    neighbour = r_prev * num_cols + c
+                    for j in range(k):
+                        p = cand[neighbour, j] if in_band else before[neighbour, j]
+                        if p >= 0 and 0 <= p // wp + dr < hp:
+                            _try(query, members, alpha, p + dr * wp, cand_row, dist_row)
+                # random search around the best candidate
+                best = cand_row[0]
+                br, bc = best // wp, best % wp
+                radius = max(hp, wp)
+                draw = 0
+                while radius >= 1:
+                    lo_r, hi_r = max(0, br - radius), min(hp - 1, br + radius)
+                    lo_c, hi_c = max(0, bc - radius), min(wp - 1, bc + radius)
+                    pr = lo_r + _random_below(seed, q, draw, hi_r - lo_r + 1)
+                    pc = lo_c + _random_below(seed, q, draw + 1, hi_c - lo_c + 1)
+                    draw += 2
+                    _try(query, members, alpha, pr * wp + pc, cand_row, dist_row)
+                    radius //= 2
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def softmax_weights(
+    x, scaled, rows, cols, cand, dist, patch_size, channels, wp, num_positions, inverse_two_var, tail, min_weight, seed
+):
+    """Eq. 2 weights over each query's k candidates, plus ``tail`` uniform samples of the other
+    positions standing in for the rest of the softmax (importance weight (M - k) / samples, added to
+    their logit as its log): an unbiased estimate of the tail's share of the numerator and of the
+    normaliser, where a top-k softmax drops it (it matters at the early, flat steps). The tail is
+    skipped where it cannot reach 1e-6 of the total even if all of it were as near as the k-th
+    candidate. ``inverse_two_var`` = 1 / (2 s_t^2); ``inf`` keeps the nearest candidate only (s_t = 0).
+    Weights under ``min_weight`` of a query's total are dropped and the rest renormalised.
+
+    Returns positions and weights (n, k + tail); unused slots have weight 0."""
+    num_cols = cols.shape[0]
+    k = cand.shape[1]
+    row_length = patch_size * channels
+    slots = k + tail
+    positions = np.zeros((cand.shape[0], slots), dtype=np.int64)
+    weights = np.zeros((cand.shape[0], slots), dtype=np.float32)
+    rest = num_positions - k
+    for q in prange(cand.shape[0]):
+        if math.isinf(inverse_two_var):  # s_t = 0: the nearest candidate
+            best = 0
+            for j in range(1, k):
+                if cand[q, j] >= 0 and dist[q, j] < dist[q, best]:
+                    best = j
+            positions[q, 0] = cand[q, best]
+            weights[q, 0] = 1.0
+            continue
+        logits = np.empty(slots, dtype=np.float64)
+        used = 0
+        for j in range(k):
+            if cand[q, j] >= 0:
+                positions[q, used] = cand[q, j]
+                logits[used] = -np.float64(dist[q, j]) * inverse_two_var
+                used += 1
+        nearest, farthest = np.inf, -np.inf
+        for j in range(k):
+            if cand[q, j] >= 0:
+                nearest = min(nearest, np.float64(dist[q, j]))
+                farthest = max(farthest, np.float64(dist[q, j]))
+        spread = (farthest - nearest) * inverse_two_var
+        if tail > 0 and rest > 0 and math.log(rest) - spread > math.log(1e-6):
+            qr, qc0 = rows[q // num_cols], cols[q % num_cols] * channels
+            first_tail = used
+            for draw in range(tail):
+                p = _random_below(seed, q, 1_000_003 + draw, num_positions)
+                if _contains(cand[q], p):
+                    continue  # rejection: the accepted draws are uniform over the tail
+                pr = p // wp
+                d = _distance(x, qr, qc0, scaled, pr, (p - pr * wp) * channels, patch_size, row_length)
+                positions[q, used] = p
+                logits[used] = -np.float64(d) * inverse_two_var
+                used += 1
+            accepted = used - first_tail
+            if accepted > 0:
+                log_share = math.log(rest / accepted)
+                for j in range(first_tail, used):
+                    logits[j] += log_share
+        top = logits[0]
+        for j in range(1, used):
+            top = max(top, logits[j])
+        total = 0.0
+        for j in range(used):
+            logits[j] = math.exp(logits[j] - top)
+            total += logits[j]
+        kept = 0.0  # weights below min_weight of the total are dropped (they cost a patch each in the fold)
+        for j in range(used):
+            if logits[j] < min_weight * total:
+                logits[j] = 0.0
+            kept += logits[j]
+        for j in range(used):
+            weights[q, j] = logits[j] / kept
+    return positions, weights
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def fold_weighted(source, source_wp, positions, weights, rows, cols, row_start, row_stop, window, window_row, out):
+    """Algorithm 1's numerator, gathered per output row (no write conflicts between threads):
+    ``out[y, x] += g(y - r) g(x - c) sum_j w_qj source_{p_qj}[y - r, x - c]`` over the query patches
+    (r, c) covering the pixel. ``window`` is the 1-D Gaussian window g (P,), ``window_row`` g
+    repeated per channel (P * C,); grid rows row_start[y] .. row_stop[y] - 1 cover image row y."""
+    patch_size = window.shape[0]
+    channels = window_row.shape[0] // patch_size
+    row_length = window_row.shape[0]
+    num_cols = cols.shape[0]
+    slots = positions.shape[1]
+    for y in prange(out.shape[0]):
+        # local accumulators: 4x faster than adding into ``out`` (which the compiler cannot prove
+        # distinct from ``source``)
+        row_sum = np.zeros(out.shape[1], dtype=np.float32)
+        patch_row = np.empty(row_length, dtype=np.float32)
+        for r in range(row_start[y], row_stop[y]):
+            i = y - rows[r]
+            g = window[i]
+            for c in range(num_cols):
+                q = r * num_cols + c
+                patch_row[:] = 0.0
+                for j in range(slots):
+                    w = weights[q, j]
+                    if w == 0.0:
+                        continue
+                    p = positions[q, j]
+                    pr = p // source_wp
+                    pc0 = (p - pr * source_wp) * channels
+                    src = source[pr + i, pc0 : pc0 + row_length]
+                    for t in range(row_length):
+                        patch_row[t] += w * src[t]
+                qc0 = cols[c] * channels
+                for t in range(row_length):
+                    row_sum[qc0 + t] += g * window_row[t] * patch_row[t]
+        out[y] += row_sum
