@@ -57,14 +57,14 @@ def test_default_settings_are_table_1():
     assert settings.backend == "auto"
 
 
-def test_auto_runs_exact_on_cheap_scales_and_ivf_on_costly_ones():
+def test_auto_runs_exact_on_cheap_scales_and_patchmatch_on_costly_ones():
     from sinfree.backends import AUTO_EXACT_FLOPS
     from sinfree.generate import scale_backend
 
-    settings = GenerationSettings(backend_options={"nprobe": 3})
+    settings = GenerationSettings(backend_options={"k": 12})
     assert scale_backend(settings, 3, (31, 24), (31, 24)) == ("exact", {})  # coarsest Table-1 scale: 170 queries
     name, options = scale_backend(settings, 3, (186, 248), (186, 248))  # full size: 40k x 40k x 675
-    assert name == "ivf" and options["nprobe"] == 3
+    assert name == "patchmatch" and options["k"] == 12
     assert 4 * 40248**2 * 675 > AUTO_EXACT_FLOPS
 
 

@@ -72,7 +72,7 @@ class ImageDenoiser:
         if coherent:
             extra, searched, kept = self._propagation_plan(rows, cols, alpha)
         rows_per_band = max(1, self.backend.chunk_size // len(cols))
-        out = torch.zeros(self.channels, *shape, dtype=torch.float32)
+        out = torch.zeros(self.channels, *shape, dtype=torch.float64 if x_t.dtype == torch.float64 else torch.float32)
         for start in range(0, len(rows), rows_per_band):
             band = slice(start, start + rows_per_band)
             queries = extract_patches(x_t, rows[band], cols, self.patch_size)

@@ -28,10 +28,10 @@ IMAGE_BACKENDS = {PatchMatchDenoiser.name: PatchMatchDenoiser}
 # the fast backend with AUTO_FAST_OPTIONS elsewhere (benchmarks/bench_quality.py measures the choice).
 AUTO = "auto"
 AUTO_EXACT_FLOPS = 2e10
-AUTO_FAST = "ivf"
+AUTO_FAST = "patchmatch"
 # nprobe 2 left the nearest-patch distance 12 % above exact on balloons; the projected search with
 # exact re-scoring of 20 candidates keeps it within 7 % and is 1.4x (248 x 186) to 2.4x (512^2) faster.
-AUTO_FAST_OPTIONS: dict = {"nprobe": 4, "project": 32, "rescore": 20}
+AUTO_FAST_OPTIONS: dict = {}
 
 
 def backend_names() -> list[str]:

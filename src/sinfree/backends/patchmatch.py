@@ -15,6 +15,7 @@ reference).
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 
@@ -24,10 +25,10 @@ import torch
 import torch.nn.functional as F
 
 from ..patches import gaussian_window_1d, patch_positions
-from . import patchmatch_kernels as kernels
 from .base import CallStats, PatchBackend
-from .ivf import PCA_POINTS, principal_directions
+from .ivf import principal_directions
 
+PCA_POINTS = 2048  # random reference patches whose covariance gives the search subspace
 BAND_ROWS = 8  # query-grid rows per PatchMatch band (bands run in parallel; fixed, so results do not depend on threads)
 
 
@@ -53,7 +54,7 @@ class PatchMatchDenoiser:
         rho: float = 0.2,
         k: int = 8,
         project: int = 16,
-        tail: int = 8,
+        tail: int = 16,
         passes: int = 1,
         first_passes: int = 2,
         min_weight: float = 1e-6,
@@ -79,10 +80,11 @@ class PatchMatchDenoiser:
         self.passes = passes
         self.first_passes = first_passes
         self.seed = seed
-        self.reference = _rows_layout(reference)
+        self.reference_rows = _rows_layout(reference)
+        self._reference_grid = reference.to(torch.float32).unfold(1, patch_size, 1).unfold(2, patch_size, 1)  # view
         self.window = gaussian_window_1d(patch_size, rho).numpy()
         self.window_row = np.repeat(self.window, self.channels).astype(np.float32)
-        self.mean_patch = _mean_patch(self.reference, self.channels, patch_size, self.position_shape)
+        self.mean_patch = _mean_patch(self.reference_rows, self.channels, patch_size, self.position_shape)
         # the search space: the top principal directions of the reference patches, applied as a convolution
         self.projection = _projection_filters(reference, patch_size, min(project, self.channels * patch_size**2), seed)
         self.members = _project(reference, self.projection).reshape(self.num_patches, -1)
@@ -124,23 +126,63 @@ class PatchMatchDenoiser:
         if alpha == 0:  # every weight equal: the mean patch everywhere
             positions = np.zeros((len(rows) * len(cols), 1), dtype=np.int64)
             weights = np.ones((len(rows) * len(cols), 1), dtype=np.float32)
-            return self._fold(self.mean_patch, 1, positions, weights, rows, cols, shape)
+            return self._fold(self.mean_patch, 1, positions, weights, rows, cols, shape) / self._normaliser(rows, cols, shape)
         start = time.perf_counter()
         x = _rows_layout(x_t)
-        scaled = self.reference * np.float32(alpha)
         cand = self._search(x_t, float(alpha), rows, cols)
-        dist = kernels.exact_distances(x, scaled, rows, cols, cand, self.patch_size, self.channels, self.position_shape[1])
-        inverse_two_var = np.inf if sigma == 0 else 1.0 / (2.0 * float(sigma) ** 2)
-        positions, weights = kernels.softmax_weights(
-            x, scaled, rows, cols, cand, dist, self.patch_size, self.channels, self.position_shape[1],
-            self.num_patches, inverse_two_var, self.tail, self.min_weight, self._call_seed(),
-        )  # fmt: skip
-        out = self._fold(self.reference, self.position_shape[1], positions, weights, rows, cols, shape)
+        scaled = self.reference_rows * np.float32(alpha)
+        dist = torch.from_numpy(
+            _kernels().exact_distances(x, scaled, rows, cols, cand, self.patch_size, self.channels, self.position_shape[1])
+        )
+        tail = None
+        if sigma == 0:  # the nearest candidate
+            weights = torch.zeros_like(dist).scatter_(1, dist.argmin(dim=1, keepdim=True), 1.0)
+        else:
+            inverse_two_var = 1.0 / (2.0 * float(sigma) ** 2)
+            logits = -dist * inverse_two_var
+            if self._tail_matters(dist, inverse_two_var):
+                tail = self._tail(x_t, float(alpha), rows, cols, cand)
+                logits = torch.cat([logits, tail[1] * -inverse_two_var + tail[2]], dim=1)
+            weights = _drop_small(torch.softmax(logits, dim=1), self.min_weight)
+        out = self._fold(self.reference_rows, self.position_shape[1], cand, weights[:, : self.k].contiguous(), rows, cols, shape)
+        if tail is not None:
+            out += self._fold_shared(tail[0], weights[:, self.k :], rows, cols, shape)
+        out /= self._normaliser(rows, cols, shape)
         self._calls += 1
         self.stats.calls += 1
         self.stats.seconds += time.perf_counter() - start
         self.stats.flops += PatchBackend.flops(len(rows) * len(cols), self.num_patches, self.channels * self.patch_size**2)
         return out
+
+    def _tail_matters(self, dist: torch.Tensor, inverse_two_var: float) -> bool:
+        """Whether the patches outside the k could hold 1e-6 of some query's softmax, even if every one
+        of them were as near as its k-th candidate."""
+        rest = self.num_patches - self.k
+        if self.tail == 0 or rest <= 0:
+            return False
+        spread = (dist.max(dim=1).values - dist.min(dim=1).values).min() * inverse_two_var
+        return math.log(rest) - float(spread) > math.log(1e-6)
+
+    def _tail(self, x_t: torch.Tensor, alpha: float, rows: np.ndarray, cols: np.ndarray, cand: np.ndarray):
+        """The softmax outside the k, estimated from ``tail`` uniform samples of the reference patches,
+        shared by all queries of the call: their patches (m, C, P, P), the distances ||x_q - a y_s||^2
+        (n, m) from two convolutions, and the log importance weight of each (query, sample): log((M -
+        k) / accepted), -inf where the sample is one of the query's k (rejected, so that the accepted
+        samples are uniform over the tail). An unbiased estimate of the tail's share of Eq. 2's
+        numerator and normaliser, which a top-k softmax drops (it matters at the early, flat steps)."""
+        generator = torch.Generator().manual_seed(self._call_seed())
+        samples = torch.randint(self.num_patches, (self.tail,), generator=generator)
+        p = self.patch_size
+        patches = self._reference_grid[:, samples // self.position_shape[1], samples % self.position_shape[1]]
+        patches = patches.permute(1, 0, 2, 3).contiguous()  # (m, C, P, P)
+        image = x_t.detach().to(torch.float32)[None]
+        cross = F.conv2d(image, patches)[0][:, rows][:, :, cols].reshape(self.tail, -1).T
+        norms = F.conv2d(image.square(), torch.ones(1, self.channels, p, p))[0, 0][rows][:, cols].reshape(-1, 1)
+        dist = (norms - 2 * alpha * cross + alpha**2 * patches.square().sum(dim=(1, 2, 3))).clamp_min_(0.0)
+        rejected = (torch.from_numpy(cand)[:, :, None] == samples[None, None, :]).any(dim=1)
+        accepted = (~rejected).sum(dim=1, keepdim=True).clamp_min(1)
+        log_share = torch.log((self.num_patches - self.k) / accepted.to(torch.float32)).expand(-1, self.tail).clone()
+        return patches, dist, log_share.masked_fill_(rejected, -math.inf)
 
     @property
     def field(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -162,32 +204,55 @@ class PatchMatchDenoiser:
             if self._trajectory_seed is None:
                 self._trajectory_seed = (self.seed * 0x9E3779B1 + zlib.crc32(queries[: min(len(queries), 64)].tobytes())) % 2**31
                 self._calls = 0
-            cand = kernels.random_field(num_queries, self.k, self.num_patches, self._call_seed())
+            cand = _kernels().random_field(num_queries, self.k, self.num_patches, self._call_seed())
             self._field = (cand, np.empty(cand.shape, dtype=np.float32))
             passes = self.first_passes
         cand, dist = self._field
         alpha32 = np.float32(alpha)
-        kernels.rescore_projected(queries, self.members, alpha32, cand, dist)
+        _kernels().rescore_projected(queries, self.members, alpha32, cand, dist)
         if self.k < self.num_patches:
             hp, wp = self.position_shape
             row_step, col_step = np.diff(rows), np.diff(cols)
             for n in range(passes):
                 forward = (self._calls + n) % 2 == 0
-                kernels.propagate_and_search(
+                _kernels().propagate_and_search(
                     queries, self.members, alpha32, len(cols), cand, dist, row_step, col_step, hp, wp, BAND_ROWS, forward,
                     self._call_seed() * 7 + n + 1,
                 )  # fmt: skip
         return cand
 
     def _fold(self, source, source_wp, positions, weights, rows, cols, shape) -> torch.Tensor:
-        """Windowed fold of the weighted source patches, over the folded window (Algorithm 1)."""
+        """Algorithm 1's numerator: the weighted source patches at ``positions``, windowed and folded (C, h, w)."""
         height, width = shape
         out = np.zeros((height, width * self.channels), dtype=np.float32)
         row_start, row_stop = _covering_rows(rows, height, self.patch_size)
-        kernels.fold_weighted(source, source_wp, positions, weights, rows, cols, row_start, row_stop, self.window, self.window_row, out)
-        normaliser = np.outer(_folded_window(rows, height, self.window), np.repeat(_folded_window(cols, width, self.window), self.channels))
-        out /= normaliser
+        _kernels().fold_weighted(
+            source, source_wp, positions, weights.numpy() if isinstance(weights, torch.Tensor) else weights,
+            rows, cols, row_start, row_stop, self.window, self.window_row, out,
+        )  # fmt: skip
         return torch.from_numpy(out.reshape(height, width, self.channels)).permute(2, 0, 1).contiguous()
+
+    def _fold_shared(self, patches: torch.Tensor, weights: torch.Tensor, rows, cols, shape) -> torch.Tensor:
+        """The numerator's share of patches common to all queries (m, C, P, P) with weights (n, m): one
+        transposed convolution of the weight maps on the stride-1 grid (zero off the query grid)."""
+        height, width = shape
+        p = self.patch_size
+        maps = torch.zeros(len(patches), height - p + 1, width - p + 1)
+        maps[:, torch.from_numpy(rows)[:, None], torch.from_numpy(cols)[None, :]] = weights.T.reshape(len(patches), len(rows), len(cols))
+        window = torch.from_numpy(np.outer(self.window, self.window))
+        return F.conv_transpose2d(maps[None], patches * window)[0]
+
+    def _normaliser(self, rows, cols, shape) -> torch.Tensor:
+        """The folded window (Algorithm 1's denominator); separable, as the window and the grid are."""
+        height, width = shape
+        return torch.from_numpy(np.outer(_folded_window(rows, height, self.window), _folded_window(cols, width, self.window)))
+
+
+def _kernels():
+    """The numba kernels, imported on first use (importing numba takes a second or two)."""
+    from . import patchmatch_kernels
+
+    return patchmatch_kernels
 
 
 def _rows_layout(image: torch.Tensor) -> np.ndarray:
@@ -218,11 +283,11 @@ def _mean_patch(reference: np.ndarray, channels: int, patch_size: int, position_
     """The mean of all reference patches (the alpha = 0 limit of Eq. 2), as a (P, P * C) image."""
     hp, wp = position_shape
     image = reference.reshape(reference.shape[0], -1, channels).astype(np.float64)
-    mean = np.empty((patch_size, patch_size, channels))
-    for i in range(patch_size):
-        for j in range(patch_size):
-            mean[i, j] = image[i : i + hp, j : j + wp].mean(axis=(0, 1))
-    return mean.reshape(patch_size, patch_size * channels).astype(np.float32)
+    table = np.zeros((image.shape[0] + 1, image.shape[1] + 1, channels))  # summed-area table
+    table[1:, 1:] = image.cumsum(axis=0).cumsum(axis=1)
+    p = patch_size
+    window_sums = table[hp : hp + p, wp : wp + p] - table[:p, wp : wp + p] - table[hp : hp + p, :p] + table[:p, :p]
+    return (window_sums / (hp * wp)).reshape(p, p * channels).astype(np.float32)
 
 
 def _covering_rows(rows: np.ndarray, height: int, patch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -239,3 +304,12 @@ def _folded_window(positions: np.ndarray, length: int, window: np.ndarray) -> np
     for offset, weight in enumerate(window):
         np.add.at(total, positions + offset, weight)
     return total.astype(np.float32)
+
+
+def _drop_small(weights: torch.Tensor, min_weight: float) -> torch.Tensor:
+    """Weights under ``min_weight`` (of their row's total of 1) set to 0 and the rest renormalised:
+    each weight costs a patch in the fold."""
+    if min_weight <= 0:
+        return weights
+    weights = weights.masked_fill(weights < min_weight, 0.0)
+    return weights / weights.sum(dim=1, keepdim=True)

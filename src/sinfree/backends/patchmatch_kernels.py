@@ -14,8 +14,6 @@ depends on the seed only, not on the number of threads or the order of the work.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
@@ -225,82 +223,6 @@ def propagate_and_search(queries, members, alpha, num_cols, cand, dist, row_step
                     draw += 2
                     _try(query, members, alpha, pr * wp + pc, cand_row, dist_row)
                     radius //= 2
-
-
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def softmax_weights(
-    x, scaled, rows, cols, cand, dist, patch_size, channels, wp, num_positions, inverse_two_var, tail, min_weight, seed
-):
-    """Eq. 2 weights over each query's k candidates, plus ``tail`` uniform samples of the other
-    positions standing in for the rest of the softmax (importance weight (M - k) / samples, added to
-    their logit as its log): an unbiased estimate of the tail's share of the numerator and of the
-    normaliser, where a top-k softmax drops it (it matters at the early, flat steps). The tail is
-    skipped where it cannot reach 1e-6 of the total even if all of it were as near as the k-th
-    candidate. ``inverse_two_var`` = 1 / (2 s_t^2); ``inf`` keeps the nearest candidate only (s_t = 0).
-    Weights under ``min_weight`` of a query's total are dropped and the rest renormalised.
-
-    Returns positions and weights (n, k + tail); unused slots have weight 0."""
-    num_cols = cols.shape[0]
-    k = cand.shape[1]
-    row_length = patch_size * channels
-    slots = k + tail
-    positions = np.zeros((cand.shape[0], slots), dtype=np.int64)
-    weights = np.zeros((cand.shape[0], slots), dtype=np.float32)
-    rest = num_positions - k
-    for q in prange(cand.shape[0]):
-        if math.isinf(inverse_two_var):  # s_t = 0: the nearest candidate
-            best = 0
-            for j in range(1, k):
-                if cand[q, j] >= 0 and dist[q, j] < dist[q, best]:
-                    best = j
-            positions[q, 0] = cand[q, best]
-            weights[q, 0] = 1.0
-            continue
-        logits = np.empty(slots, dtype=np.float64)
-        used = 0
-        for j in range(k):
-            if cand[q, j] >= 0:
-                positions[q, used] = cand[q, j]
-                logits[used] = -np.float64(dist[q, j]) * inverse_two_var
-                used += 1
-        nearest, farthest = np.inf, -np.inf
-        for j in range(k):
-            if cand[q, j] >= 0:
-                nearest = min(nearest, np.float64(dist[q, j]))
-                farthest = max(farthest, np.float64(dist[q, j]))
-        spread = (farthest - nearest) * inverse_two_var
-        if tail > 0 and rest > 0 and math.log(rest) - spread > math.log(1e-6):
-            qr, qc0 = rows[q // num_cols], cols[q % num_cols] * channels
-            first_tail = used
-            for draw in range(tail):
-                p = _random_below(seed, q, 1_000_003 + draw, num_positions)
-                if _contains(cand[q], p):
-                    continue  # rejection: the accepted draws are uniform over the tail
-                pr = p // wp
-                d = _distance(x, qr, qc0, scaled, pr, (p - pr * wp) * channels, patch_size, row_length)
-                positions[q, used] = p
-                logits[used] = -np.float64(d) * inverse_two_var
-                used += 1
-            accepted = used - first_tail
-            if accepted > 0:
-                log_share = math.log(rest / accepted)
-                for j in range(first_tail, used):
-                    logits[j] += log_share
-        top = logits[0]
-        for j in range(1, used):
-            top = max(top, logits[j])
-        total = 0.0
-        for j in range(used):
-            logits[j] = math.exp(logits[j] - top)
-            total += logits[j]
-        kept = 0.0  # weights below min_weight of the total are dropped (they cost a patch each in the fold)
-        for j in range(used):
-            if logits[j] < min_weight * total:
-                logits[j] = 0.0
-            kept += logits[j]
-        for j in range(used):
-            weights[q, j] = logits[j] / kept
-    return positions, weights
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)

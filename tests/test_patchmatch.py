@@ -1,0 +1,156 @@
+"""The fused PatchMatch denoiser (issue 3) against exact Eq. 2: the float64 reference, the exact
+softmax over its own candidates, its search, its sampled tail, and its reproducibility."""
+
+import math
+
+import numba
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from sinfree import generate
+from sinfree.backends.patchmatch import PatchMatchDenoiser
+from sinfree.image_denoiser import ImageDenoiser, make_image_denoiser
+from sinfree.patches import all_patches, fold_patches, gaussian_window, patch_positions
+
+# fp32 kernels against float64 Eq. 2, on values in [-1, 1]: 3x the exact backend's 1e-4, as the
+# distances are summed uncentred (||x - a y||^2 ~ D s^2 at the flat steps; its fp32 rounding enters the logits)
+TOLERANCE = 3e-4
+LEVELS = [(0.0, 1.0), (0.3, 0.7), (0.5, 0.5), (0.9, 0.1), (0.99, 0.01), (1.0, 0.0)]
+
+
+@pytest.fixture(scope="module")
+def crop() -> torch.Tensor:
+    """A real 30 x 36 RGB crop in [-1, 1]."""
+    return torch.tensor(skimage.data.astronaut()[100:130, 200:236]).permute(2, 0, 1).float() / 127.5 - 1
+
+
+def noisy(image: torch.Tensor, alpha: float, sigma: float, seed: int = 0) -> torch.Tensor:
+    return alpha * image + sigma * torch.randn(image.shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("stride, rho", [(1, 0.2), (3, float("inf"))])
+def test_every_candidate_is_exact_eq2(crop, stride, rho):
+    """With k at least the number of reference patches, ImgDenoise over them is Eq. 2 exactly."""
+    reference = ImageDenoiser(crop.double(), 7, stride=stride, rho=rho, backend="reference")
+    fused = PatchMatchDenoiser(crop, 7, stride=stride, rho=rho, k=10**6)
+    for alpha, sigma in LEVELS:
+        x = noisy(crop, alpha, sigma)
+        error = (fused(x, alpha, sigma).double() - reference(x.double(), alpha, sigma)).abs().max().item()
+        assert error < TOLERANCE, (alpha, sigma, error)
+
+
+def eq2_over_candidates(image, x, alpha, sigma, cand, patch_size, rho):
+    """Float64 ImgDenoise with each query's softmax restricted to its candidate positions."""
+    patches = all_patches(image.double(), patch_size)
+    rows, cols = patch_positions(x.shape[1], patch_size), patch_positions(x.shape[2], patch_size)
+    queries = all_patches(x.double(), patch_size)
+    chosen = patches[torch.from_numpy(cand)]  # (n, k, D)
+    logits = -((queries[:, None] - alpha * chosen) ** 2).sum(-1) / (2 * sigma**2)
+    denoised = (torch.softmax(logits, dim=1)[:, :, None] * chosen).sum(1)
+    window = gaussian_window(patch_size, rho).double().repeat(image.shape[0])
+    out = fold_patches(denoised * window, rows, cols, patch_size, torch.zeros(x.shape, dtype=torch.float64))
+    norm = fold_patches(window.expand(len(queries), -1), rows, cols, patch_size, torch.zeros(x.shape, dtype=torch.float64))
+    return out / norm
+
+
+@pytest.mark.parametrize("alpha, sigma", [(0.5, 0.5), (0.9, 0.1), (0.99, 0.01)])
+def test_softmax_is_exact_over_the_candidates(crop, alpha, sigma):
+    """Without the sampled tail, the output is exact Eq. 2 over the k candidates it found (the
+    search may be approximate; the weights and the fold are not)."""
+    fused = PatchMatchDenoiser(crop, 7, k=6, tail=0, min_weight=0.0)
+    x = noisy(crop, alpha, sigma)
+    fused(x, alpha, sigma)  # a first call finds the candidates; the second re-ranks and improves them
+    out = fused(x, alpha, sigma)
+    expected = eq2_over_candidates(crop, x, alpha, sigma, fused.field[0], 7, 0.2)
+    assert (out.double() - expected).abs().max().item() < TOLERANCE
+
+
+def test_search_finds_exact_matches(crop):
+    """Queries that are reference patches (a shifted crop of it) find themselves: distance 0."""
+    shifted = crop[:, 3:27, 4:32]
+    fused = PatchMatchDenoiser(crop, 7, k=4, tail=0)
+    for _ in range(3):
+        fused(0.9 * shifted, 0.9, 0.1)
+    rows, cols = fused.query_grid(tuple(shifted.shape[-2:]))
+    wp = fused.position_shape[1]
+    expected = (rows[:, None] + 3) * wp + (cols[None, :] + 4)
+    found = (fused.field[0] == expected.reshape(-1, 1)).any(axis=1)
+    assert found.mean() > 0.95
+
+
+def exact_error(fused, reference, crop, alpha, sigma, trials=4):
+    errors = []
+    for seed in range(trials):
+        fused.start_trajectory()
+        x = noisy(crop, alpha, sigma, seed)
+        errors.append((fused(x, alpha, sigma).double() - reference(x.double(), alpha, sigma)).abs().mean().item())
+    return float(np.mean(errors))
+
+
+def test_sampled_tail_brings_flat_steps_closer_to_exact(crop):
+    """At an early step the softmax is flat and the k nearest hold little of it: the tail estimate
+    must bring the result closer to exact Eq. 2 than the top-k alone."""
+    reference = ImageDenoiser(crop.double(), 7, backend="reference")
+    alpha, sigma = 0.15, 0.85
+    top_k = exact_error(PatchMatchDenoiser(crop, 7, k=4, tail=0), reference, crop, alpha, sigma)
+    with_tail = exact_error(PatchMatchDenoiser(crop, 7, k=4, tail=64), reference, crop, alpha, sigma)
+    assert with_tail < 0.7 * top_k
+
+
+def test_same_noise_same_result_at_any_thread_count(crop):
+    x = noisy(crop, 0.5, 0.5)
+    outputs = []
+    threads = numba.get_num_threads()
+    try:
+        for count in (1, threads):
+            numba.set_num_threads(count)
+            fused = PatchMatchDenoiser(crop, 7, k=4)
+            outputs.append([fused(x, 0.5, 0.5), fused(noisy(crop, 0.8, 0.2), 0.8, 0.2)])
+    finally:
+        numba.set_num_threads(threads)
+    for a, b in zip(*outputs):
+        assert torch.allclose(a, b, atol=1e-6)
+    other = PatchMatchDenoiser(crop, 7, k=4, seed=1)(x, 0.5, 0.5)
+    assert not torch.allclose(other, outputs[0][0], atol=1e-6)
+
+
+def test_new_trajectory_restarts_the_field(crop):
+    fused = PatchMatchDenoiser(crop, 7, k=4)
+    fused(noisy(crop, 0.5, 0.5), 0.5, 0.5)
+    assert fused.field is not None
+    fused.start_trajectory()
+    assert fused.field is None
+
+
+def test_options_are_checked(crop):
+    with pytest.raises(ValueError, match="k >= 1"):
+        PatchMatchDenoiser(crop, 7, k=0)
+    with pytest.raises(ValueError, match="smaller than the patch size"):
+        PatchMatchDenoiser(crop[:, :5], 7)
+    with pytest.raises(ValueError, match="whole images"):
+        from sinfree import make_backend
+
+        make_backend("patchmatch", all_patches(crop, 7))
+
+
+def test_make_image_denoiser_picks_the_fused_backend(crop):
+    assert isinstance(make_image_denoiser(crop, 7, backend="patchmatch", k=3), PatchMatchDenoiser)
+    assert isinstance(make_image_denoiser(crop, 7, backend="exact"), ImageDenoiser)
+
+
+def test_generate_with_patchmatch_is_reproducible_per_seed():
+    image = skimage.data.astronaut()[::8, ::8]  # 64 x 64
+    first = generate(image, num_samples=2, seed=3, patch_size=7, num_scales=2, backend="patchmatch")
+    again = generate(image, num_samples=1, seed=4, patch_size=7, num_scales=2, backend="patchmatch")
+    assert first[0].shape == image.shape and first[0].dtype == np.uint8
+    assert np.array_equal(first[1], again[0])  # sample i uses seed + i, whatever else is drawn
+    assert not np.array_equal(first[0], first[1])
+
+
+def test_fused_memory_is_the_images_and_the_field():
+    """1024^2 in and out: the estimate stays far below an (N, D) patch matrix (2.7 GB)."""
+    estimate = PatchMatchDenoiser.estimate_bytes(1010**2, 675, 1010**2)
+    assert estimate < 1.0 * 2**30
+    assert math.isfinite(estimate)
