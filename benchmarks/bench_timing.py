@@ -6,12 +6,13 @@
 Rows: the Table-1 setting on a 248 x 186 benchmark image (balloons), then square inputs of each
 ``--sides`` (scikit-image's astronaut, resized) generating an output of the same size (T = 10,
 P = 15, S = 4). Columns: the plain chunked softmax (``chunked``), fused attention (``exact``), the
-paper's ANN (faiss IVF, ``faiss-ivf``) and the fastest configuration (``auto``), each with its
-speed-up over ``chunked``.
+paper's ANN (faiss IVF, ``faiss-ivf``), our GEMM inverted file (``ivf``) and the fastest
+configuration (``auto``: exact on the cheap coarse scales, the fused PatchMatch elsewhere), each
+with its speed-up over ``chunked``.
 
 A run is made only when its predicted time is within ``--budget`` seconds: the prediction scales
 the last measured time of the same backend by the work of Eq. 2 (N M for the exact backends,
-N sqrt(M) for the inverted files). Predicted entries are marked ``~``; nothing is measured twice.
+N sqrt(M) for the inverted files, N for PatchMatch). Predicted entries are marked ``~``; nothing is measured twice.
 With ``--quality``, the quality figures of item 5 are printed too (``bench_quality.py``, from its
 cache of exact samples; images without cached exact samples are skipped, not recomputed).
 """
@@ -37,8 +38,13 @@ EXACT_BACKENDS = ("chunked", "exact", "reference")
 
 
 def work(backend: str, num_queries: int, num_patches: int) -> float:
-    """Relative cost of one Eq. 2 call: N M for exact backends, N sqrt(M) for inverted files."""
-    return num_queries * (num_patches if backend in EXACT_BACKENDS else math.sqrt(num_patches))
+    """Relative cost of one Eq. 2 call: N M for exact backends, N sqrt(M) for inverted files, N for
+    the fused PatchMatch (a fixed number of candidates per query; ``auto`` runs it at the costly scales)."""
+    if backend in EXACT_BACKENDS:
+        return num_queries * num_patches
+    if backend in ("patchmatch", "auto"):
+        return num_queries
+    return num_queries * math.sqrt(num_patches)
 
 
 def square_input(side: int) -> np.ndarray:
@@ -54,7 +60,7 @@ def time_one_sample(image, backend: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sides", type=int, nargs="+", default=[256, 512, 1024])
-    parser.add_argument("--backends", nargs="+", default=["chunked", "exact", "faiss-ivf", "auto"])
+    parser.add_argument("--backends", nargs="+", default=["chunked", "exact", "faiss-ivf", "ivf", "auto"])
     parser.add_argument("--budget", type=float, default=600.0, help="longest run made, in seconds (predicted)")
     parser.add_argument("--quality", action="store_true", help="also print bench_quality's figures (cached exact samples)")
     parser.add_argument("--json", type=Path)

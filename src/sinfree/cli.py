@@ -92,16 +92,25 @@ def generate(
         str,
         typer.Option(
             "--backend",
-            help=f"Patch denoiser: {', '.join(backend_names())}. auto: exact on the cheap coarse scales, ivf elsewhere.",
+            help=f"Patch denoiser: {', '.join(backend_names())}. auto: exact on the cheap coarse scales, patchmatch elsewhere.",
         ),
     ] = AUTO,
     nprobe: Annotated[
         Optional[int], typer.Option("--nprobe", min=1, help="ivf backend: inverted lists probed per query (default 2).")
     ] = None,
-    k: Annotated[Optional[int], typer.Option("--k", min=1, help="ivf backend: candidate patches per query (default 5).")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", min=1, help="ivf, patchmatch: candidate patches per query (default 5, 8).")] = None,
     project: Annotated[
         Optional[int],
-        typer.Option("--project", min=1, help="ivf: search in the top-D principal subspace, then re-score exactly."),
+        typer.Option(
+            "--project", min=1, help="ivf, patchmatch: search in the top-D principal subspace (patchmatch: 32), then re-score exactly."
+        ),
+    ] = None,
+    tail: Annotated[
+        Optional[int],
+        typer.Option("--tail", min=0, help="patchmatch: uniform samples per step estimating the softmax beyond the k (default 16)."),
+    ] = None,
+    passes: Annotated[
+        Optional[int], typer.Option("--passes", min=0, help="patchmatch: PatchMatch passes per step (default 2).")
     ] = None,
     rescore: Annotated[
         Optional[int], typer.Option("--rescore", min=1, help="ivf with --project: candidates re-scored exactly (default 4 k).")
@@ -143,6 +152,8 @@ def generate(
                 ("nprobe", nprobe),
                 ("k", k),
                 ("project", project),
+                ("tail", tail),
+                ("passes", passes),
                 ("rescore", rescore),
                 ("propagate", propagate),
                 ("prune_alpha", prune_alpha),
@@ -190,7 +201,7 @@ def generate(
     stats = result.denoiser_stats
     typer.echo(
         f"{num_samples} sample(s) in {result.seconds_per_sample * num_samples:.2f} s: "
-        f"{result.seconds_per_sample:.2f} s per sample (denoiser {stats.seconds:.2f} s, {stats.gflops_per_second:.0f} GFLOP/s)"
+        f"{result.seconds_per_sample:.2f} s per sample (denoiser {stats.seconds:.2f} s, {stats.gflops_per_second:.0f} exact-equivalent GFLOP/s)"
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from .backends import AUTO, backend_class_for, resolve_backend
+from .backends import AUTO, IMAGE_BACKENDS, backend_class_for, resolve_backend
 from .backends.base import CallStats
 from .image_denoiser import make_image_denoiser
 from .image_io import ImageLike, load_image, tensor_to_array
@@ -246,8 +246,11 @@ def estimate_peak_bytes(
     name, _ = scale_backend(settings, channels, input_shape, output_shape)  # the full-size scale
     backend_class = backend_class_for(name)
     index_and_chunk = backend_class.estimate_bytes(num_patches, dim, rows * cols)
-    build = 4 * num_patches * dim  # the extracted patch set, alive while the index is built
-    band = 4 * 4 * min(rows * cols, backend_class.default_chunk_size(dim)) * dim
+    if name in IMAGE_BACKENDS:  # fused: no patch set, no band of extracted patches
+        build = band = 0
+    else:
+        build = 4 * num_patches * dim  # the extracted patch set, alive while the index is built
+        band = 4 * 4 * min(rows * cols, backend_class.default_chunk_size(dim)) * dim
     pyramid = 2 * 4 * channels * input_shape[0] * input_shape[1]
     canvases = 6 * 4 * channels * output_shape[0] * output_shape[1] * (1 + num_samples)
     return int(1.2 * (index_and_chunk + build + band + pyramid + canvases))

@@ -53,9 +53,9 @@ class PatchMatchDenoiser:
         stride: int = 1,
         rho: float = 0.2,
         k: int = 8,
-        project: int = 16,
+        project: int = 32,
         tail: int = 16,
-        passes: int = 1,
+        passes: int = 2,
         first_passes: int = 2,
         min_weight: float = 1e-6,
         seed: int = 0,
@@ -97,9 +97,12 @@ class PatchMatchDenoiser:
 
     @classmethod
     def estimate_bytes(cls, num_patches: int, dim: int, num_queries: int, chunk_size: int | None = None) -> int:
-        """Peak bytes of one call with the default options (k = 8, project = 16, tail = 8): the projected
-        reference and queries, the field, its distances and copy, the exact distances, the weights."""
-        return 4 * 16 * (num_patches + 2 * num_queries) + num_queries * (8 * (8 + 4 + 8 + 4) + 16 * (8 + 4)) + 8 * 2**20
+        """Peak bytes of one call with the default options (k = 8, project = 32, tail = 16): the projected
+        reference and queries (and the convolution's output), the field, its distances and copy, the exact
+        distances, the tail's distances, weights and maps, and the fold's output."""
+        k, dims, tail = 8, 32, 16
+        per_query = 4 * 2 * dims + k * (8 + 4 + 8 + 4) + 4 * tail * 6 + 4 * (k + tail) * 2 + 4 * 2 * 3
+        return 4 * dims * num_patches + num_queries * per_query + 64 * 2**20
 
     @classmethod
     def default_chunk_size(cls, dim: int) -> int:
