@@ -1,7 +1,7 @@
 """Quality of each backend at equal settings against the exact backend (issue 3, item 5).
 
     python benchmarks/bench_quality.py [--backends exact ivf auto] [--seeds 3] [--images PATH ...]
-                                       [--cache benchmarks/cache] [--json FILE]
+                                       [--cache benchmarks/cache] [--json FILE] [--baseline FILE]
 
 For every benchmark image (default: the 15 of ../shared/benchmarks/sinddm15) and every backend,
 samples for seeds 0 .. seeds-1 are made at the Table-1 setting and compared with the input:
@@ -15,6 +15,10 @@ configuration and seed, so that an interrupted run resumes and the slow exact sa
 each on two cores) are made once. Figures are averaged over images, and each backend's mean is
 printed as a ratio to the first backend's (the issue's target: every ratio within 10 % of 1).
 A backend is named ``name`` or ``name:key=value,key=value`` (e.g. ``ivf:nprobe=4,k=16``).
+
+``--baseline FILE`` (a ``--json`` output of an earlier run with the same seeds) supplies the first
+backend's figures for the images it holds, so that they need not be made again (exact samples
+whose cache was lost). The committed cache of exact samples is ``benchmarks/cache/exact``.
 """
 
 from __future__ import annotations
@@ -109,12 +113,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / "cache")
     parser.add_argument("--json", type=Path, help="write per-image rows and means here")
+    parser.add_argument("--baseline", type=Path, help="an earlier --json output: the first backend's rows from it")
     args = parser.parse_args()
+    baseline = {}
+    if args.baseline:
+        earlier = json.loads(args.baseline.read_text())
+        if earlier["seeds"] != args.seeds:
+            parser.error(f"{args.baseline} was made with {earlier['seeds']} seeds, not {args.seeds}")
+        baseline = earlier["rows"].get(args.backends[0], {})
     print(f"{len(args.images)} image(s), Table-1 setting, seeds 0..{args.seeds - 1}, {torch.get_num_threads()} threads")
     rows: dict[str, dict[str, dict[str, float]]] = {spec: {} for spec in args.backends}
     for image in args.images:
         for spec in args.backends:
-            rows[spec][image.stem] = image_figures(image, spec, args.seeds, args.cache)
+            if spec == args.backends[0] and image.stem in baseline:
+                rows[spec][image.stem] = baseline[image.stem]
+            else:
+                rows[spec][image.stem] = image_figures(image, spec, args.seeds, args.cache)
             print(
                 f"  {spec:24s} {image.stem:18s} " + " ".join(f"{k} {v:.4g}" for k, v in rows[spec][image.stem].items()),
                 flush=True,

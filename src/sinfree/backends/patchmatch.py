@@ -132,10 +132,12 @@ class PatchMatchDenoiser:
             return self._fold(self.mean_patch, 1, positions, weights, rows, cols, shape) / self._normaliser(rows, cols, shape)
         start = time.perf_counter()
         x = _rows_layout(x_t)
-        cand = self._search(x_t, float(alpha), rows, cols)
+        cand, bounds = self._search(x_t, float(alpha), rows, cols)
         scaled = self.reference_rows * np.float32(alpha)
         dist = torch.from_numpy(
-            _kernels().exact_distances(x, scaled, rows, cols, cand, self.patch_size, self.channels, self.position_shape[1])
+            _kernels().exact_distances(
+                x, scaled, rows, cols, cand, bounds, self._cutoff(sigma), self.patch_size, self.channels, self.position_shape[1]
+            )
         )
         tail = None
         if sigma == 0:  # the nearest candidate
@@ -163,8 +165,17 @@ class PatchMatchDenoiser:
         rest = self.num_patches - self.k
         if self.tail == 0 or rest <= 0:
             return False
-        spread = (dist.max(dim=1).values - dist.min(dim=1).values).min() * inverse_two_var
+        finite = dist.isfinite()
+        farthest = dist.masked_fill(~finite, -math.inf).max(dim=1).values
+        spread = (farthest - dist.min(dim=1).values).min() * inverse_two_var
         return math.log(rest) - float(spread) > math.log(1e-6)
+
+    def _cutoff(self, sigma: float) -> float:
+        """Distance beyond a query's best at which a candidate's weight is under ``min_weight`` of the
+        best's, ``2 s^2 log(1 / min_weight)`` (0 at s = 0: only the nearest counts; inf without dropping)."""
+        if sigma == 0:
+            return 0.0
+        return math.inf if self.min_weight <= 0 else 2.0 * float(sigma) ** 2 * math.log(1.0 / self.min_weight)
 
     def _tail(self, x_t: torch.Tensor, alpha: float, rows: np.ndarray, cols: np.ndarray, cand: np.ndarray):
         """The softmax outside the k, estimated from ``tail`` uniform samples of the reference patches,
@@ -197,9 +208,10 @@ class PatchMatchDenoiser:
     def _call_seed(self) -> int:
         return (self._trajectory_seed * 1_000_003 + self._calls) % 2**63
 
-    def _search(self, x_t: torch.Tensor, alpha: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def _search(self, x_t: torch.Tensor, alpha: float, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The k candidates of every query at this call: the previous call's, re-ranked at the new
-        x_t, then improved by PatchMatch passes (alternating scan directions), all in the subspace."""
+        x_t, then improved by PatchMatch passes (alternating scan directions), all in the subspace;
+        with their subspace distances (ascending; lower bounds of the full ones)."""
         num_queries = len(rows) * len(cols)
         queries = np.ascontiguousarray(_project(x_t, self.projection)[rows][:, cols].reshape(num_queries, -1))
         passes = self.passes
@@ -222,7 +234,7 @@ class PatchMatchDenoiser:
                     queries, self.members, alpha32, len(cols), cand, dist, row_step, col_step, hp, wp, BAND_ROWS, forward,
                     self._call_seed() * 7 + n + 1,
                 )  # fmt: skip
-        return cand
+        return cand, dist
 
     def _fold(self, source, source_wp, positions, weights, rows, cols, shape) -> torch.Tensor:
         """Algorithm 1's numerator: the weighted source patches at ``positions``, windowed and folded (C, h, w)."""

@@ -152,20 +152,29 @@ def rescore_projected(queries, members, alpha, cand, dist):
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def exact_distances(x, scaled, rows, cols, cand, patch_size, channels, wp):
-    """Full fp32 distances ``||x_q - a y_p||^2`` of every query's candidates (inf for none)."""
+def exact_distances(x, scaled, rows, cols, cand, lower_bounds, cutoff, patch_size, channels, wp):
+    """Full fp32 distances ``||x_q - a y_p||^2`` of every query's candidates (inf for none).
+
+    ``lower_bounds`` (n, k): each candidate's subspace distance, a lower bound of its distance. A
+    candidate whose bound exceeds the query's best distance so far by more than ``cutoff`` is not
+    computed (inf): its softmax weight relative to the best is below exp(-cutoff / 2 s^2), which
+    the caller sets to what it would drop anyway.
+    """
     num_cols = cols.shape[0]
     row_length = patch_size * channels
     dist = np.empty(cand.shape, dtype=np.float32)
     for q in prange(cand.shape[0]):
         qr, qc0 = rows[q // num_cols], cols[q % num_cols] * channels
+        best = np.float32(np.inf)
         for j in range(cand.shape[1]):
             p = cand[q, j]
-            if p < 0:
+            if p < 0 or lower_bounds[q, j] - best > cutoff:
                 dist[q, j] = np.inf
             else:
                 pr = p // wp
-                dist[q, j] = _distance(x, qr, qc0, scaled, pr, (p - pr * wp) * channels, patch_size, row_length)
+                d = _distance(x, qr, qc0, scaled, pr, (p - pr * wp) * channels, patch_size, row_length)
+                dist[q, j] = d
+                best = min(best, d)
     return dist
 
 
