@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from sinfree import GenerationSettings, generate_samples
+from sinfree.backends import AUTO, AUTO_FAST
 from sinfree.image_io import load_image
 
 BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15"
@@ -49,6 +50,13 @@ def work(backend: str, num_queries: int, num_patches: int) -> float:
 
 def square_input(side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(skimage.data.astronaut()).resize((side, side), Image.BICUBIC))
+
+
+def warm_up(backend: str) -> None:
+    """One tiny run first, so that no timed run includes one-time costs (the numba kernels of
+    ``patchmatch`` are compiled on their first use after an install and cached on disk)."""
+    name = AUTO_FAST if backend == AUTO else backend  # a tiny input would run auto's exact path only
+    generate_samples(square_input(48), GenerationSettings(backend=name, patch_size=7, num_scales=1, steps=2), seed=0)
 
 
 def time_one_sample(image, backend: str) -> float:
@@ -72,6 +80,8 @@ def main() -> None:
     rows += [(f"{side}x{side} -> {side}x{side}", square_input(side), (side, side)) for side in args.sides]
     rows.sort(key=lambda row: row[2][0] * row[2][1])  # small first: the larger rows are predicted from them
 
+    for backend in args.backends:
+        warm_up(backend)
     last: dict[str, tuple[float, float]] = {}  # backend -> (seconds, work) of its last measured run
     table = []
     for label, image, (height, width) in rows:
