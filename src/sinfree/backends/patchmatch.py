@@ -86,7 +86,7 @@ class PatchMatchDenoiser:
         self.window_row = np.repeat(self.window, self.channels).astype(np.float32)
         self.mean_patch = _mean_patch(self.reference_rows, self.channels, patch_size, self.position_shape)
         # the search space: the top principal directions of the reference patches, applied as a convolution
-        self.projection = _projection_filters(reference, patch_size, min(project, self.channels * patch_size**2), seed)
+        self.projection = _projection_filters(self._reference_grid, min(project, self.channels * patch_size**2), seed)
         self.members = _project(reference, self.projection).reshape(self.num_patches, -1)
         self.stats = CallStats()
         self._field: tuple[np.ndarray, np.ndarray] | None = None
@@ -149,7 +149,7 @@ class PatchMatchDenoiser:
                 tail = self._tail(x_t, float(alpha), rows, cols, cand)
                 logits = torch.cat([logits, tail[1] * -inverse_two_var + tail[2]], dim=1)
             weights = _drop_small(torch.softmax(logits, dim=1), self.min_weight)
-        out = self._fold(self.reference_rows, self.position_shape[1], cand, weights[:, : self.k].contiguous(), rows, cols, shape)
+        out = self._fold(self.reference_rows, self.position_shape[1], cand, weights[:, : self.k].contiguous().numpy(), rows, cols, shape)
         if tail is not None:
             out += self._fold_shared(tail[0], weights[:, self.k :], rows, cols, shape)
         out /= self._normaliser(rows, cols, shape)
@@ -200,7 +200,8 @@ class PatchMatchDenoiser:
 
     @property
     def field(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The current candidates (n, k) as reference patch positions (row * Wp + col) and their distances."""
+        """The current candidates (n, k) as reference patch positions (row * Wp + col), with their
+        subspace distances (ascending; lower bounds of the full ones), or None before a trajectory's first call."""
         return self._field
 
     # ------------------------------------------------------------------------------------------
@@ -237,13 +238,13 @@ class PatchMatchDenoiser:
         return cand, dist
 
     def _fold(self, source, source_wp, positions, weights, rows, cols, shape) -> torch.Tensor:
-        """Algorithm 1's numerator: the weighted source patches at ``positions``, windowed and folded (C, h, w)."""
+        """Algorithm 1's numerator: the source patches at ``positions`` (n, j) with ``weights`` (n, j),
+        numpy arrays, windowed and folded into a (C, h, w) tensor."""
         height, width = shape
         out = np.zeros((height, width * self.channels), dtype=np.float32)
         row_start, row_stop = _covering_rows(rows, height, self.patch_size)
         _kernels().fold_weighted(
-            source, source_wp, positions, weights.numpy() if isinstance(weights, torch.Tensor) else weights,
-            rows, cols, row_start, row_stop, self.window, self.window_row, out,
+            source, source_wp, positions, weights, rows, cols, row_start, row_stop, self.window, self.window_row, out,
         )  # fmt: skip
         return torch.from_numpy(out.reshape(height, width, self.channels)).permute(2, 0, 1).contiguous()
 
@@ -276,16 +277,16 @@ def _rows_layout(image: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(image.detach().to(torch.float32).permute(1, 2, 0).numpy().reshape(height, width * channels))
 
 
-def _projection_filters(reference: torch.Tensor, patch_size: int, dims: int, seed: int) -> torch.Tensor:
-    """The ``dims`` leading principal directions of (at most PCA_POINTS random) reference patches, as
-    convolution filters (dims, C, P, P): patches flatten channel-major, as the filters do."""
-    grid = reference.to(torch.float32).unfold(1, patch_size, 1).unfold(2, patch_size, 1)  # (C, Hp, Wp, P, P) view
-    hp, wp = grid.shape[1:3]
+def _projection_filters(grid: torch.Tensor, dims: int, seed: int) -> torch.Tensor:
+    """The ``dims`` leading principal directions of (at most PCA_POINTS random) patches of the patch
+    grid (C, Hp, Wp, P, P), as convolution filters (dims, C, P, P): patches flatten channel-major, as
+    the filters do."""
+    channels, hp, wp, patch_size = grid.shape[:4]
     generator = torch.Generator().manual_seed(seed)
     chosen = torch.randperm(hp * wp, generator=generator)[:PCA_POINTS]
     sample = grid[:, chosen // wp, chosen % wp].permute(1, 0, 2, 3).reshape(len(chosen), -1)
     basis = principal_directions(sample - sample.mean(dim=0), dims)  # (D, dims)
-    return basis.T.reshape(dims, reference.shape[0], patch_size, patch_size).contiguous()
+    return basis.T.reshape(dims, channels, patch_size, patch_size).contiguous()
 
 
 def _project(image: torch.Tensor, filters: torch.Tensor) -> np.ndarray:
