@@ -205,6 +205,105 @@ def generate(
     )
 
 
+@app.command("eval")
+def evaluate_command(
+    inputs: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Input images or folders of them (default: the paper's 15 images, ../shared/benchmarks/sinddm15)."),
+    ] = None,
+    outdir: Annotated[Path, typer.Option("-o", "--outdir", help="Folder for results.json/.csv, report.md, figures/ and samples/.")] = Path(
+        "eval"
+    ),
+    samples: Annotated[
+        Optional[Path],
+        typer.Option("--samples", help="Evaluate existing samples instead: DIR/<input stem>/*.png (any generator's)."),
+    ] = None,
+    num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=2, help="Samples generated per input.")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the first sample; sample i uses seed + i.")] = 0,
+    steps: Annotated[int, typer.Option("--steps", "-T", min=1, help="Denoiser calls per scale (T).")] = 10,
+    eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5.")] = 0.0,
+    patch_size: Annotated[int, typer.Option("--patch-size", "-P", min=1, help="Patch size P.")] = 15,
+    scales: Annotated[str, typer.Option("--scales", "-S", help="Number of pyramid scales S, or 'auto'.")] = "4",
+    rho: Annotated[str, typer.Option("--rho", help="Width of the Gaussian fold window, or 'inf'.")] = "0.2",
+    backend: Annotated[str, typer.Option("--backend", help=f"Patch denoiser: {', '.join(backend_names())}.")] = AUTO,
+    backend_option: Annotated[
+        Optional[list[str]], typer.Option("--backend-option", help="NAME=VALUE passed to the backend, e.g. k=5 (repeatable).")
+    ] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Name of this run in the report (default from the settings).")] = None,
+    compare: Annotated[
+        Optional[list[Path]], typer.Option("--compare", help="Earlier results.json (or their folders) to show beside this run.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Evaluate sinfree (or another generator's samples) with the paper's Table 1 metrics, and write a report."""
+    from .evaluation import evaluate, image_files, load_run, write_report
+    from .evaluation.evaluate import default_benchmark_dir
+
+    if not inputs:
+        benchmark = default_benchmark_dir()
+        if benchmark is None:
+            raise SinfreeError("no inputs given and the paper's images (../shared/benchmarks/sinddm15) are not here")
+        inputs = [benchmark]
+    files = image_files(inputs)
+    compared = [load_run(path) for path in compare or []]  # bad files fail before any work
+    settings = None
+    if samples is None:
+        settings = GenerationSettings(
+            patch_size=patch_size,
+            num_scales=parse_scales(scales),
+            steps=steps,
+            eta=eta,
+            rho=parse_rho(rho),
+            backend=backend,
+            backend_options=parse_backend_options(backend_option or []),
+        )
+        settings.validate()
+    outdir = check_writable_directory(outdir)
+    stderr.print(f"evaluating {len(files)} image(s): " + (f"samples in {samples}" if samples else f"{num_samples} samples each"))
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("evaluating", total=len(files))
+        run = evaluate(
+            files,
+            settings=settings,
+            num_samples=num_samples,
+            seed=seed,
+            samples_dir=samples,
+            save_samples_to=None if samples else outdir / "samples",
+            label=label,
+            on_image=lambda index, name, stage: bar.update(task, completed=index, description=f"{name}: {stage}"),
+        )
+        bar.update(task, completed=len(files), description="done")
+    report = write_report(run, outdir, compared, command="sinfree " + " ".join(sys.argv[1:]))
+    mean = run.mean()
+    typer.echo(
+        f"mean over {len(files)} image(s): SIFID {mean['sifid']:.4g}, LPIPS diversity {mean['lpips_diversity']:.4g}, "
+        f"pixel diversity {mean['pixel_diversity']:.4g}, NIQE {mean['niqe']:.4g}, copying rate {mean['copying_rate']:.3g}"
+    )
+    typer.echo(str(report))
+
+
+def parse_backend_options(items: list[str]) -> dict:
+    """['k=5', 'propagate=true'] -> {'k': 5, 'propagate': True}."""
+    options = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise SinfreeError(f"--backend-option must look like NAME=VALUE, got {item!r}")
+        lowered = text.strip().lower()
+        if lowered in ("true", "false"):
+            value = lowered == "true"
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise SinfreeError(f"--backend-option {name}: {text!r} is not a number or true/false") from None
+        options[name.strip()] = value
+    return options
+
+
 def progress_bar(quiet: bool) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
