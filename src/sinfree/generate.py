@@ -12,6 +12,7 @@ import torch
 
 from .backends import AUTO, IMAGE_BACKENDS, backend_class_for, resolve_backend
 from .backends.base import CallStats
+from .editing.base import Edit
 from .image_denoiser import make_image_denoiser
 from .image_io import ImageLike, load_image, tensor_to_array
 from .memory import check_fits
@@ -119,17 +120,21 @@ def generate_samples(
     seed: int = 0,
     max_memory_bytes: int | None = None,
     progress: Callable[[Progress], None] | None = None,
+    edit: Edit | None = None,
 ) -> GenerationResult:
-    """``generate`` with its settings as one object, returning seeds, settings and timing too."""
+    """``generate`` with its settings as one object, returning seeds, settings and timing too.
+    ``edit`` (``sinfree.editing``) changes the sampler for an editing application."""
     reference, pixel_format = load_image(image)
     plan = plan_run(reference.shape[0], tuple(reference.shape[-2:]), size, settings, num_samples, max_memory_bytes)
     output_shape, num_scales = plan.output_shape, plan.num_scales
 
     started = time.perf_counter()
-    images, stats = sample_coarse_to_fine(reference, output_shape, settings, num_scales, num_samples, seed, progress)
+    images, stats = sample_coarse_to_fine(reference, output_shape, settings, num_scales, num_samples, seed, progress, edit)
     elapsed = time.perf_counter() - started
     seeds = [seed + i for i in range(num_samples)]
     recorded = asdict(settings) | {"num_scales": num_scales, "output_size": [output_shape[1], output_shape[0]]}
+    if edit is not None:
+        recorded["edit"] = edit.describe()
     return GenerationResult(
         samples=[tensor_to_array(x.clamp(-1.0, 1.0), pixel_format) for x in images],
         seeds=seeds,
@@ -178,13 +183,16 @@ def sample_coarse_to_fine(
     num_samples: int,
     seed: int,
     progress: Callable[[Progress], None] | None = None,
+    edit: Edit | None = None,
 ) -> tuple[list[torch.Tensor], CallStats]:
     """Coarse-to-fine sampling: every scale from pure noise, blended with the coarser result.
 
     Scales run one after another for all samples, so only one scale's patch index is in memory.
     Sample i draws all its noise from a generator seeded with ``seed + i``. Returns the samples
-    and the denoiser's work over all scales.
+    and the denoiser's work over all scales. An ``edit`` chooses each scale's patch image, start
+    and step count, and wraps its denoiser (``sinfree.editing.Edit``).
     """
+    edit = edit if edit is not None else Edit()
     pyramid = build_pyramid(reference, num_scales)
     canvas_shapes = level_shapes(output_shape, num_scales)
     schedule = flow_schedule(settings.steps, settings.s_min)
@@ -194,12 +202,15 @@ def sample_coarse_to_fine(
     calls_done = 0
     stats = CallStats()
     for scale in range(num_scales - 1, -1, -1):
-        backend, options = scale_backend(settings, reference.shape[0], tuple(pyramid[scale].shape[-2:]), canvas_shapes[scale])
+        patch_image = edit.patch_image(scale, pyramid[scale])
+        backend, options = scale_backend(settings, reference.shape[0], tuple(patch_image.shape[-2:]), canvas_shapes[scale])
         denoiser = make_image_denoiser(
-            pyramid[scale], settings.patch_size, stride=settings.stride, rho=settings.rho, backend=backend, **options
+            patch_image, settings.patch_size, stride=settings.stride, rho=settings.rho, backend=backend, **options
         )
+        scale_denoiser = edit.wrap(denoiser, scale)
         for i, generator in enumerate(generators):
             noise = torch.randn(reference.shape[0], *canvas_shapes[scale], generator=generator)
+            x_start, start_step = edit.start(scale, pyramid[scale], noise, schedule, scale_denoiser)
 
             def report(t, x, xhat0, i=i, scale=scale):
                 nonlocal calls_done
@@ -208,8 +219,17 @@ def sample_coarse_to_fine(
                     progress(Progress(i, scale, t, calls_done, calls_total))
 
             finished[i] = sample_scale(
-                denoiser, noise, schedule, eta=settings.eta, generator=generator, coarse=finished[i], callback=report
+                scale_denoiser,
+                x_start,
+                schedule,
+                eta=settings.eta,
+                generator=generator,
+                coarse=finished[i],
+                callback=report,
+                start_step=start_step,
+                circular=edit.periodic,
             )
+            calls_done += settings.steps - start_step  # steps an edit skipped count as done
         stats.add(denoiser.stats)
         del denoiser
     return finished, stats

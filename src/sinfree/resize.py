@@ -31,11 +31,12 @@ def mirror_index(index: torch.Tensor, length: int) -> torch.Tensor:
     return torch.where(index < length, index, period - 1 - index)
 
 
-def resize_taps(in_len: int, out_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+def resize_taps(in_len: int, out_len: int, circular: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (out_len, K) and weights (out_len, K) of 1-D antialiased bicubic resampling.
 
     Pixel centres map as ``u = (i + 0.5) in_len / out_len - 0.5``; when shrinking, the kernel is
     stretched by the shrink factor (antialiasing) and its weights renormalised to sum to one.
+    ``circular`` wraps indices around (periodic images: seamless tiles) instead of mirroring.
     """
     scale = out_len / in_len
     stretch = max(1.0, 1.0 / scale)
@@ -46,23 +47,24 @@ def resize_taps(in_len: int, out_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     index = first[:, None] + torch.arange(num_taps)[None, :]
     weights = cubic((index.double() - centres[:, None]) / stretch)
     weights = weights / weights.sum(dim=1, keepdim=True)
-    return mirror_index(index, in_len), weights
+    return (torch.remainder(index, in_len) if circular else mirror_index(index, in_len)), weights
 
 
-def _resize_axis(image: torch.Tensor, out_len: int, dim: int) -> torch.Tensor:
+def _resize_axis(image: torch.Tensor, out_len: int, dim: int, circular: bool = False) -> torch.Tensor:
     in_len = image.shape[dim]
     if in_len == out_len:
         return image
-    index, weights = resize_taps(in_len, out_len)
+    index, weights = resize_taps(in_len, out_len, circular)
     moved = image.movedim(dim, -1)
     gathered = moved[..., index]  # (..., out_len, K)
     out = (gathered * weights.to(image.dtype)).sum(dim=-1)
     return out.movedim(-1, dim).contiguous()
 
 
-def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize ``image`` (..., H, W) to ``size`` = (height, width): antialiased bicubic, mirror boundaries."""
+def resize(image: torch.Tensor, size: tuple[int, int], circular: bool = False) -> torch.Tensor:
+    """Resize ``image`` (..., H, W) to ``size`` = (height, width): antialiased bicubic, mirror
+    boundaries (``circular``: periodic ones)."""
     height, width = size
     if height < 1 or width < 1:
         raise ValueError(f"size must be positive, got {size}")
-    return _resize_axis(_resize_axis(image, height, -2), width, -1)
+    return _resize_axis(_resize_axis(image, height, -2, circular), width, -1, circular)

@@ -22,9 +22,9 @@ def two_scale_blend(xhat0: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
     return resize(coarse, tuple(xhat0.shape[-2:])) + high_pass(xhat0, tuple(coarse.shape[-2:]))
 
 
-def high_pass(image: torch.Tensor, coarse_shape: tuple[int, int]) -> torch.Tensor:
+def high_pass(image: torch.Tensor, coarse_shape: tuple[int, int], circular: bool = False) -> torch.Tensor:
     """``image - U(D(image))``: what the coarser level of shape ``coarse_shape`` cannot hold."""
-    return image - resize(resize(image, coarse_shape), tuple(image.shape[-2:]))
+    return image - resize(resize(image, coarse_shape, circular), tuple(image.shape[-2:]), circular)
 
 
 def ddim_eta_step(
@@ -53,8 +53,14 @@ def sample_scale(
     generator: torch.Generator | None = None,
     coarse: torch.Tensor | None = None,
     callback: StepCallback | None = None,
+    start_step: int | None = None,
+    circular: bool = False,
 ) -> torch.Tensor:
     """Run the reverse flow at one scale from ``x_start`` = x_T down to x_0 (Eq. 5).
+
+    ``start_step`` < T starts from x_start = x_{start_step} (a partly noised image: analogy,
+    harmonisation); 0 returns x_start unchanged (a scale that is not denoised: retargeting).
+    ``circular``: the blend's resampling wraps around (periodic images: seamless tiles).
 
     With ``coarse`` (the finished image of the next coarser scale), xhat0 is replaced by
     TwoScaleBlend(xhat0, coarse) after eps_hat is computed, on every step but the last.
@@ -66,8 +72,11 @@ def sample_scale(
     if hasattr(denoiser, "start_trajectory"):  # a denoiser that carries state between steps
         denoiser.start_trajectory()
     if coarse is not None:  # U(x_coarse) is the same at every step: computed once
-        coarse_shape, upsampled_coarse = tuple(coarse.shape[-2:]), resize(coarse, tuple(x_start.shape[-2:]))
-    for t in range(schedule.num_steps, 0, -1):
+        coarse_shape, upsampled_coarse = tuple(coarse.shape[-2:]), resize(coarse, tuple(x_start.shape[-2:]), circular)
+    first = schedule.num_steps if start_step is None else start_step
+    if not 0 <= first <= schedule.num_steps:
+        raise ValueError(f"start_step must be in [0, {schedule.num_steps}], got {start_step}")
+    for t in range(first, 0, -1):
         alpha, sigma = schedule[t]
         alpha_prev, sigma_prev = schedule[t - 1]
         xhat0 = denoiser(x, alpha, sigma)
@@ -76,7 +85,7 @@ def sample_scale(
         else:
             eps_hat = (x - alpha * xhat0) / sigma
             if coarse is not None:
-                xhat0 = upsampled_coarse + high_pass(xhat0, coarse_shape)  # TwoScaleBlend
+                xhat0 = upsampled_coarse + high_pass(xhat0, coarse_shape, circular)  # TwoScaleBlend
             x = ddim_eta_step(x, xhat0, eps_hat, alpha_prev, sigma_prev, eta, generator)
         if callback is not None:
             callback(t, x, xhat0)

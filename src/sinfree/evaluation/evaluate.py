@@ -40,6 +40,11 @@ BETTER = {
     "copying_rate": "lower",
 }
 NIQE_MIN_SIDE = 96
+# The nearest-patch distance's median over this many sample patches (exact search over all the input's):
+# 40 % of the cost at a 250 x 190 sample (8 s per sample in full here). Measured against the full median on
+# 4 samples each of aqueduct and aurora: within 11 % per sample (aqueduct's distances are bimodal: copies
+# and new patches), within 2 % on the mean over the samples.
+NN_QUERIES = 16384
 
 
 def default_benchmark_dir() -> Path | None:
@@ -113,7 +118,7 @@ def evaluate_image(
         "pixel_diversity": lambda: pixel_diversity(samples, reference) if samples[0].shape == reference.shape else math.nan,
         "niqe": lambda: float(np.mean([niqe(s) for s in samples])) if min(samples[0].shape[-2:]) >= NIQE_MIN_SIDE else math.nan,
         "swd": lambda: float(np.mean([sliced_wasserstein(s, reference) for s in samples])),
-        "nn_dist": lambda: float(np.mean([nearest_patch_distance(s, reference) for s in samples])),
+        "nn_dist": lambda: float(np.mean([nearest_patch_distance(s, reference, max_queries=NN_QUERIES) for s in samples])),
         "copying_rate": lambda: float(np.nanmean([copying_rate(s, reference) for s in samples])),
     }
     metrics, seconds = {}, {}

@@ -57,9 +57,17 @@ def sliced_wasserstein(
     return sum(distances) / len(distances)
 
 
-def nearest_patch_distance(sample: torch.Tensor, reference: torch.Tensor, *, patch_size: int = SWD_PATCH) -> float:
-    """Median over the sample's patches of the RMS-per-pixel distance to the nearest reference patch."""
+def nearest_patch_distance(
+    sample: torch.Tensor, reference: torch.Tensor, *, patch_size: int = SWD_PATCH, max_queries: int | None = None, seed: int = 0
+) -> float:
+    """Median over the sample's patches of the RMS-per-pixel distance to the nearest reference patch.
+
+    ``max_queries``: the median over that many of the sample's patches, drawn with ``seed`` (the
+    search is exact over all reference patches; its cost is linear in the queries).
+    """
     queries = all_patches(sample.to(torch.float32), patch_size)
+    if max_queries is not None and len(queries) > max_queries:
+        queries = queries[torch.randperm(len(queries), generator=torch.Generator().manual_seed(seed))[:max_queries]]
     patches = all_patches(reference.to(torch.float32), patch_size)
     half_norms = 0.5 * patches.square().sum(dim=1)
     best = []

@@ -1,0 +1,57 @@
+"""The seam between the sampler and the editing applications (DESIGN.md §1, "Applications").
+
+Each application is a small variation of the one coarse-to-fine sampler: which image's patches
+the denoiser uses at a scale, where a scale starts (noise, a fixed image, an inverted one) and how
+many steps it runs, and a wrapper around the denoiser (a constraint on xhat0, a blend over shifts).
+``Edit`` itself is plain generation; each application overrides what it changes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..schedule import FlowSchedule
+
+
+class Edit:
+    """Plain unconditional generation: every hook is the identity."""
+
+    periodic = False  # True: the image wraps around (the sampler's blend resamples circularly)
+
+    def patch_image(self, scale: int, level: torch.Tensor) -> torch.Tensor:
+        """The image (C, H, W) whose patches the denoiser of ``scale`` uses (default: the reference's level)."""
+        return level
+
+    def wrap(self, denoiser, scale: int):
+        """The denoiser the sampler calls at ``scale`` (default: ``denoiser`` itself)."""
+        return denoiser
+
+    def start(
+        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser
+    ) -> tuple[torch.Tensor, int]:
+        """(x_start, start_step) of a scale whose reference level is ``level``: pure noise and all T
+        steps by default; start_step 0 keeps x_start as the scale's result without denoising."""
+        return noise, schedule.num_steps
+
+    def describe(self) -> dict:
+        """What the edit did, recorded in the output file's settings."""
+        return {"name": type(self).__name__}
+
+
+class WrappedDenoiser:
+    """A denoiser D'(x, a, s) = after(D(before(x)...)) that keeps the wrapped one's trajectory hooks."""
+
+    def __init__(self, denoiser, call):
+        self.denoiser = denoiser
+        self.call = call
+
+    def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+        return self.call(self.denoiser, x_t, alpha, sigma)
+
+    def start_trajectory(self) -> None:
+        if hasattr(self.denoiser, "start_trajectory"):
+            self.denoiser.start_trajectory()
+
+    @property
+    def stats(self):
+        return self.denoiser.stats
