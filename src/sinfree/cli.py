@@ -16,7 +16,7 @@ from . import __version__
 from .backends import AUTO, backend_names
 from .contact_sheet import contact_sheet
 from .errors import OutputError, SinfreeError
-from .generate import GenerationSettings, generate_samples, plan_run
+from .generate import GenerationResult, GenerationSettings, generate_samples, plan_run
 from .image_io import check_writable_directory, read_image_file, save_png
 from .memory import format_bytes
 
@@ -162,22 +162,39 @@ def generate(
             if value is not None
         },
     )
-    output_size = parse_size(size)
+    run_generation(input, outdir, settings, num_samples, seed, parse_size(size), max_memory_gb, sheet, quiet)
+
+
+def run_generation(
+    input: Path,
+    outdir: Path,
+    settings: GenerationSettings,
+    num_samples: int,
+    seed: int,
+    output_size: Optional[tuple[int, int]] = None,
+    max_memory_gb: Optional[float] = None,
+    sheet: bool = False,
+    quiet: bool = False,
+    edit=None,
+    suffix: str = "",
+) -> tuple[list[Path], GenerationResult]:
+    """Read INPUT, check the run fits, sample with a progress bar, write the samples (and a sheet)
+    with their settings; the common body of ``generate`` and the editing subcommands."""
     pixels = read_image_file(input)  # read once, up front: bad input fails before any work
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     max_memory = None if max_memory_gb is None else int(max_memory_gb * 2**30)
     plan = plan_run(channels, pixels.shape[:2], output_size, settings, num_samples, max_memory)
     outdir = check_writable_directory(outdir)  # created only once the run is known to be possible
-    outputs = [outdir / f"{input.stem}_seed{seed + i}.png" for i in range(num_samples)]
+    outputs = [outdir / f"{input.stem}{suffix}_seed{seed + i}.png" for i in range(num_samples)]
     if any(path.exists() and path.resolve() == input.resolve() for path in outputs):
         raise OutputError(f"{input}: an output would overwrite the input image; choose another -o")
     (height, width), (out_height, out_width) = pixels.shape[:2], plan.output_shape
     stderr.print(
-        f"{input.name}: {width}x{height} -> {out_width}x{out_height} px, {plan.num_scales} scales x {steps} steps, "
-        f"backend {backend}, peak memory ~{format_bytes(plan.peak_bytes)}"
+        f"{input.name}: {width}x{height} -> {out_width}x{out_height} px, {plan.num_scales} scales x {settings.steps} steps, "
+        f"backend {settings.backend}, peak memory ~{format_bytes(plan.peak_bytes)}"
     )
     with progress_bar(quiet) as bar:
-        task = bar.add_task("generating", total=num_samples * plan.num_scales * steps)
+        task = bar.add_task("generating", total=num_samples * plan.num_scales * settings.steps)
         result = generate_samples(
             pixels,
             settings,
@@ -188,6 +205,7 @@ def generate(
             progress=lambda p: bar.update(
                 task, completed=p.calls_done, description=f"sample {p.sample + 1}/{num_samples} scale {p.scale} t={p.step}"
             ),
+            edit=edit,
         )
     for array, sample_seed, path in zip(result.samples, result.seeds, outputs):
         save_png(array, path, result.settings | {"input": input.name, "seed": sample_seed, "version": __version__})
@@ -195,7 +213,7 @@ def generate(
     if sheet:
         labels = ["input"] + [f"seed {sample_seed}" for sample_seed in result.seeds]
         sheet_path = save_png(
-            contact_sheet([pixels] + result.samples, labels), outdir / f"{input.stem}_sheet.png", result.settings
+            contact_sheet([pixels] + result.samples, labels), outdir / f"{input.stem}{suffix}_sheet.png", result.settings
         )
         typer.echo(str(sheet_path))
     stats = result.denoiser_stats
@@ -203,6 +221,113 @@ def generate(
         f"{num_samples} sample(s) in {result.seconds_per_sample * num_samples:.2f} s: "
         f"{result.seconds_per_sample:.2f} s per sample (denoiser {stats.seconds:.2f} s, {stats.gflops_per_second:.0f} exact-equivalent GFLOP/s)"
     )
+    return outputs, result
+
+
+# Options shared by the editing subcommands (a compact set; `generate` has every backend knob).
+OutdirOption = Annotated[Path, typer.Option("-o", "--outdir", help="Folder for the outputs (created if missing).")]
+SamplesOption = Annotated[int, typer.Option("-n", "--num-samples", min=1, help="Number of outputs.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the first output; output i uses seed + i.")]
+StepsOption = Annotated[int, typer.Option("--steps", "-T", min=1, help="Denoiser calls per scale (T).")]
+EtaOption = Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5.")]
+PatchOption = Annotated[int, typer.Option("--patch-size", "-P", min=1, help="Patch size P.")]
+ScalesOption = Annotated[str, typer.Option("--scales", "-S", help="Number of pyramid scales S, or 'auto'.")]
+BackendOption = Annotated[str, typer.Option("--backend", help=f"Patch denoiser: {', '.join(backend_names())}.")]
+SheetOption = Annotated[bool, typer.Option("--sheet", help="Also write a sheet of the input beside the outputs.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+InputArgument = Annotated[Path, typer.Argument(help="The reference image.")]
+
+
+def edit_settings(
+    patch_size: int, scales: str, steps: int, eta: float, backend: str, min_coarsest: Optional[float] = None
+) -> GenerationSettings:
+    settings = GenerationSettings(
+        patch_size=patch_size, num_scales=parse_scales(scales), steps=steps, eta=eta, backend=backend, min_coarsest_side=min_coarsest
+    )
+    settings.validate()
+    return settings
+
+
+@app.command()
+def retarget(
+    input: InputArgument,
+    size: Annotated[str, typer.Option("--size", help="Output size WIDTHxHEIGHT.")],
+    outdir: OutdirOption = Path("samples"),
+    num_samples: SamplesOption = 1,
+    seed: SeedOption = 0,
+    steps: StepsOption = 10,
+    eta: EtaOption = 0.0,
+    patch_size: PatchOption = 15,
+    scales: ScalesOption = "4",
+    backend: BackendOption = AUTO,
+    sheet: SheetOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Resize INPUT to another size keeping its layout: the coarsest scale is the input resized, finer ones are sampled."""
+    from .editing import Retarget
+
+    settings = edit_settings(patch_size, scales, steps, eta, backend)
+    run_generation(input, outdir, settings, num_samples, seed, parse_size(size), None, sheet, quiet, Retarget(), "_retarget")
+
+
+@app.command()
+def symmetric(
+    input: InputArgument,
+    axis: Annotated[str, typer.Option("--axis", help="vertical (left-right mirror), horizontal (top-bottom) or both.")] = "vertical",
+    outdir: OutdirOption = Path("samples"),
+    num_samples: SamplesOption = 1,
+    seed: SeedOption = 0,
+    steps: StepsOption = 10,
+    eta: EtaOption = 0.0,
+    patch_size: PatchOption = 15,
+    scales: ScalesOption = "4",
+    backend: BackendOption = AUTO,
+    sheet: SheetOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Generate mirror-symmetric images: one half mirrored onto the other after every denoiser call."""
+    from .editing import Symmetric
+
+    edit = Symmetric(axis)
+    settings = edit_settings(patch_size, scales, steps, eta, backend)
+    run_generation(input, outdir, settings, num_samples, seed, None, None, sheet, quiet, edit, f"_symmetric_{axis}")
+
+
+@app.command()
+def tile(
+    input: InputArgument,
+    outdir: OutdirOption = Path("samples"),
+    num_samples: SamplesOption = 1,
+    seed: SeedOption = 0,
+    size: Annotated[Optional[str], typer.Option("--size", help="Tile size WIDTHxHEIGHT (default: the input's).")] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Also write each tile repeated 2 x 2, to look for seams.")] = False,
+    steps: StepsOption = 10,
+    eta: EtaOption = 0.0,
+    patch_size: PatchOption = 15,
+    scales: Annotated[
+        str, typer.Option("--scales", "-S", help="Number of scales S, or 'auto': as many as keep the coarsest short side >= 3 P.")
+    ] = "auto",
+    backend: BackendOption = AUTO,
+    sheet: SheetOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Generate seamless tiles: every denoiser call blends four circular half-shifts (4x the work)."""
+    from .editing import Tile, seam_error
+    from .image_io import load_image, tensor_to_array
+
+    # A periodic coarsest scale under about 3 patches per side collapses to its flattest content (measured
+    # on starry_night at 126 x 99: S = 3, coarsest 32 x 25, loses every star; S = 2 keeps them).
+    settings = edit_settings(patch_size, scales, steps, eta, backend, min_coarsest=3 * patch_size)
+    outputs, result = run_generation(input, outdir, settings, num_samples, seed, parse_size(size), None, sheet, quiet, Tile(), "_tile")
+    for path, array in zip(outputs, result.samples):
+        tensor, pixel_format = load_image(array)
+        typer.echo(f"{path.name}: wrap-around seam error {seam_error(tensor):.3f} (1 = like interior neighbours)")
+        if preview:
+            from .editing import tile_preview
+
+            preview_path = path.with_name(path.stem + "_preview2x2.png")
+            save_png(tensor_to_array(tile_preview(tensor), pixel_format), preview_path, result.settings | {"preview": "2x2"})
+            typer.echo(str(preview_path))
 
 
 @app.command("eval")

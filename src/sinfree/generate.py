@@ -193,6 +193,7 @@ def sample_coarse_to_fine(
     and step count, and wraps its denoiser (``sinfree.editing.Edit``).
     """
     edit = edit if edit is not None else Edit()
+    edit.prepare(num_scales)
     pyramid = build_pyramid(reference, num_scales)
     canvas_shapes = level_shapes(output_shape, num_scales)
     schedule = flow_schedule(settings.steps, settings.s_min)

@@ -18,6 +18,9 @@ class Edit:
 
     periodic = False  # True: the image wraps around (the sampler's blend resamples circularly)
 
+    def prepare(self, num_scales: int) -> None:
+        """Called once before sampling, with the run's number of scales."""
+
     def patch_image(self, scale: int, level: torch.Tensor) -> torch.Tensor:
         """The image (C, H, W) whose patches the denoiser of ``scale`` uses (default: the reference's level)."""
         return level

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -18,7 +19,9 @@ class Retarget(Edit):
     target's coarsest shape and is not denoised; finer scales are sampled with the input's patches,
     blended with it, so the coarse layout follows the input's."""
 
-    def __init__(self, num_scales: int):
+    coarsest = 0
+
+    def prepare(self, num_scales: int) -> None:
         self.coarsest = num_scales - 1
 
     def start(
@@ -73,20 +76,39 @@ def half_shifts(shape: tuple[int, int]) -> list[tuple[int, int]]:
     return [(0, 0), (0, width // 2), (height // 2, 0), (height // 2, width // 2)]
 
 
-def tiled_call(denoiser, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
-    """Masked blend of the denoiser over circular shifts 0, (0, W/2), (H/2, 0), (H/2, W/2): every
-    pixel takes most of its value from the shifts where it lies far from the rolled image's border, so
-    the wrap-around edges are denoised like interior ones and the result tiles without seams."""
-    shape = tuple(x_t.shape[-2:])
-    total = torch.zeros_like(x_t)
-    weight_sum = torch.zeros(shape)
-    for shift in half_shifts(shape):
-        rolled = torch.roll(x_t, shifts=shift, dims=(-2, -1))
-        denoised = torch.roll(denoiser(rolled, alpha, sigma), shifts=(-shift[0], -shift[1]), dims=(-2, -1))
-        weight = shift_weights(shape, shift)
-        total += weight * denoised
-        weight_sum += weight
-    return total / weight_sum
+class TiledDenoiser:
+    """Masked blend of a denoiser over circular shifts 0, (0, W/2), (H/2, 0), (H/2, W/2): every pixel
+    takes most of its value from the shifts where it lies far from the rolled image's border, so the
+    wrap-around edges are denoised like interior ones and the result tiles without seams.
+
+    Each shift has its own shallow copy of the denoiser: one that carries state along a trajectory
+    (the PatchMatch field, tied to positions) must see one consistently rolled image per copy.
+    """
+
+    def __init__(self, denoiser):
+        self.denoiser = denoiser
+        self.copies = [copy.copy(denoiser) for _ in range(4)]
+
+    def start_trajectory(self) -> None:
+        for each in self.copies:
+            if hasattr(each, "start_trajectory"):
+                each.start_trajectory()
+
+    @property
+    def stats(self):
+        return self.denoiser.stats
+
+    def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+        shape = tuple(x_t.shape[-2:])
+        total = torch.zeros_like(x_t)
+        weight_sum = torch.zeros(shape)
+        for shift, denoiser in zip(half_shifts(shape), self.copies):
+            rolled = torch.roll(x_t, shifts=shift, dims=(-2, -1))
+            denoised = torch.roll(denoiser(rolled, alpha, sigma), shifts=(-shift[0], -shift[1]), dims=(-2, -1))
+            weight = shift_weights(shape, shift)
+            total += weight * denoised
+            weight_sum += weight
+        return total / weight_sum
 
 
 class Tile(Edit):
@@ -96,7 +118,7 @@ class Tile(Edit):
     periodic = True
 
     def wrap(self, denoiser, scale: int):
-        return WrappedDenoiser(denoiser, tiled_call)
+        return TiledDenoiser(denoiser)
 
 
 def seam_error(image: torch.Tensor) -> float:
