@@ -145,3 +145,16 @@ def test_bad_settings_raise(small_rgb):
         generate(small_rgb, eta=1.5, **{k: v for k, v in FAST.items()})
     with pytest.raises(ValueError, match="rho"):
         generate(small_rgb, rho=0.0, **FAST)
+
+
+def test_outputs_get_the_usual_file_permissions(tmp_path):
+    """Atomic writes go through a 0600 temporary file; the output gets 0666 minus the umask, like open()."""
+    import os
+    import stat
+
+    from sinfree.image_io import save_png
+
+    path = save_png(np.zeros((4, 4), dtype=np.uint8), tmp_path / "out.png")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

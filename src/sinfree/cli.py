@@ -442,6 +442,16 @@ def progress_bar(quiet: bool) -> Progress:
     )
 
 
+def _register_commands() -> None:
+    from .commands import analogy, inpaint, style
+
+    for module in (inpaint, analogy, style):
+        module.register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Entry point: usage errors are click's (message, exit 2); user errors one line on stderr, exit 1."""
     try:

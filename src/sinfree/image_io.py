@@ -185,6 +185,12 @@ def save_png(array: np.ndarray, path: str | os.PathLike, settings: dict | None =
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
     try:
@@ -192,6 +198,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     except OSError as error:
         raise OutputError(f"{path.parent}: cannot write there ({_first_line(error)})") from None
     try:
+        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()

@@ -1,0 +1,1 @@
+"""``sinfree`` subcommands kept in their own modules; each has ``register(app)``."""

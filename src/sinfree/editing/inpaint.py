@@ -1,0 +1,362 @@
+"""Inpainting and harmonisation with the image's own patches (issue 5, item 5).
+
+A mask (nonzero = the region to fill) splits every pyramid level into known pixels, those whose whole
+resampling footprint is unmasked, and unknown ones. At every scale:
+
+- the patch set is the level's P x P patches that miss the unknown pixels (``MaskedImageDenoiser``), so
+  the removed content cannot come back through the denoiser;
+- data consistency replaces xhat0's known pixels by the known level after every denoiser call
+  (``keep_known``). Under Eq. 5 with eta = 0 and x_T = z this keeps x_t's known pixels at exactly
+  ``a_t x0 + s_t z`` (eps_hat = (x_t - a_t x0) / s_t = z there), the forward process of the known image
+  with one consistent noise: the unknown pixels' query patches see neighbours at the right noise level
+  (RePaint's rule without its resampling, and DDNM's range/null-space split with A = the known-pixel
+  selection). With eta > 0 the known pixels stay a_t x0 plus Gaussian noise of variance s_t^2. The last
+  step returns xhat0 itself (no TwoScaleBlend), so the output's known pixels equal the input's exactly.
+
+``Inpaint`` samples the unknown region from pure noise, coarse to fine; ``Harmonize`` re-noises the whole
+image to the schedule step nearest a noise level and denoises from there, so a pasted region keeps its
+coarse layout and takes on the image's textures.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..backends import AUTO, AUTO_EXACT_FLOPS, IMAGE_BACKENDS, IVFBackend, PatchBackend, backend_class_for, make_backend
+from ..errors import InputImageError, SinfreeError
+from ..generate import GenerationResult, GenerationSettings, generate_samples
+from ..image_denoiser import ImageDenoiser
+from ..image_io import ImageLike, load_image, pil_to_array, read_image_file
+from ..patches import extract_patches, patch_positions
+from ..pyramid import level_shapes, resolve_num_scales
+from ..resize import resize_taps
+from ..schedule import FlowSchedule
+from .base import Edit, WrappedDenoiser
+
+MaskLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+
+
+# --- the mask --------------------------------------------------------------------------------------
+
+
+def load_mask(mask: MaskLike) -> torch.Tensor:
+    """The region to fill as a bool tensor (H, W): a path, PIL image, numpy array or tensor of any mode.
+
+    A pixel is to fill when any colour channel is nonzero and, if the image has an alpha channel (gray +
+    alpha, RGBA), its alpha is nonzero too: a transparent pixel is never filled.
+    """
+    if isinstance(mask, torch.Tensor):
+        array = mask.detach().cpu().numpy()
+    elif isinstance(mask, (str, os.PathLike)):
+        array = read_image_file(Path(mask))
+    elif isinstance(mask, Image.Image):
+        array = pil_to_array(mask)
+    elif isinstance(mask, np.ndarray):
+        array = mask
+    else:
+        raise InputImageError(f"expected a mask path, PIL image, numpy array or tensor, got {type(mask).__name__}")
+    return torch.from_numpy(mask_from_array(np.asarray(array)))
+
+
+def mask_from_array(array: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, C) pixels -> bool (H, W): colour nonzero, and alpha nonzero where C is 2 or 4."""
+    if array.ndim == 2:
+        return array != 0
+    if array.ndim != 3 or not 1 <= array.shape[2] <= 4:
+        raise InputImageError(f"a mask must be an (H, W) or (H, W, C) image with 1-4 channels, got shape {array.shape}")
+    if array.shape[2] in (2, 4):
+        return (array[:, :, :-1] != 0).any(axis=2) & (array[:, :, -1] != 0)
+    return (array != 0).any(axis=2)
+
+
+def check_mask(mask: torch.Tensor, shape: tuple[int, int] | None = None) -> None:
+    """One-line errors for a mask of another size than the image (``shape`` = (H, W)), an empty one or a full one."""
+    if shape is not None and tuple(mask.shape) != tuple(shape):
+        raise InputImageError(
+            f"the mask is {mask.shape[1]}x{mask.shape[0]} px but the image is {shape[1]}x{shape[0]} px; they must be the same size"
+        )
+    if not mask.any():
+        raise InputImageError("the mask is empty (no nonzero pixel): nothing to fill; nonzero (white) marks the region to fill")
+    if mask.all():
+        raise InputImageError("the mask covers the whole image: no pixel is left to take patches from")
+
+
+def footprint_resize(mask: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """The pixels of ``resize(image, shape)`` (``sinfree.resize``: antialiased bicubic, mirror boundaries)
+    that read some pixel of ``mask`` with a nonzero tap: the mask dilated by the kernel's footprint and
+    resampled. Separable and exact: an output pixel's taps are the product of its row and column taps."""
+    for dim, out_len in ((0, shape[0]), (1, shape[1])):
+        if mask.shape[dim] == out_len:  # resize leaves this axis untouched
+            continue
+        index, weights = resize_taps(mask.shape[dim], out_len)
+        moved = mask.movedim(dim, -1)
+        mask = (moved[..., index] & (weights != 0)).any(dim=-1).movedim(-1, dim)
+    return mask
+
+
+def mask_pyramid(mask: torch.Tensor, num_scales: int) -> list[torch.Tensor]:
+    """Unknown pixels of levels 0..S-1, following ``build_pyramid``'s chain of halvings: a pixel is known at
+    a scale only if its whole footprint in the finer level, and so in the input, is known."""
+    levels = [mask.bool()]
+    for shape in level_shapes(tuple(mask.shape), num_scales)[1:]:
+        levels.append(footprint_resize(levels[-1], shape))
+    return levels
+
+
+def clean_patch_grid(unknown: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(H - P + 1, W - P + 1) bool: the P x P patches (by top-left corner) that hold no unknown pixel."""
+    hit = F.max_pool2d(unknown.float()[None, None], patch_size, stride=1)[0, 0]
+    return hit == 0
+
+
+def check_clean_patches(mask: torch.Tensor, patch_size: int, num_scales: int) -> None:
+    """A one-line error when some scale has no P x P patch clear of the (dilated) mask."""
+    for scale, unknown in enumerate(mask_pyramid(mask, num_scales)):
+        if min(unknown.shape) < patch_size or not clean_patch_grid(unknown, patch_size).any():
+            height, width = unknown.shape
+            raise InputImageError(
+                f"the mask leaves no {patch_size}x{patch_size} patch clear of it at scale {scale} ({width}x{height} px); "
+                "use a smaller mask, a smaller patch size (-P) or fewer scales (-S)"
+            )
+
+
+# --- the denoiser over the unmasked patches ---------------------------------------------------------
+
+
+def masked_patches(reference: torch.Tensor, unknown: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Every P x P patch of ``reference`` (C, H, W) that misses ``unknown`` (H, W), flattened (M', C P^2)
+    like ``all_patches``; extracted one patch row at a time, so only the kept set is ever held whole."""
+    keep = clean_patch_grid(unknown, patch_size)
+    rows = patch_positions(reference.shape[-2], patch_size)
+    cols = patch_positions(reference.shape[-1], patch_size)
+    reference = reference.to(torch.float32)
+    chunks = [extract_patches(reference, rows[r : r + 1], cols, patch_size)[keep[r]] for r in range(len(rows)) if keep[r].any()]
+    if not chunks:
+        raise InputImageError(f"the mask leaves no {patch_size}x{patch_size} patch of the image clear of it")
+    return torch.cat(chunks)
+
+
+def masked_backend(name: str, options: dict, num_queries: int, num_patches: int, dim: int) -> tuple[str, dict]:
+    """The patch backend of one masked scale: ``name`` itself, or for ``auto`` what ``resolve_backend``
+    picks with ``ivf`` as the fast backend (exact where a call costs at most AUTO_EXACT_FLOPS): the default
+    fast backend, ``patchmatch``, searches the whole reference image and takes no patch mask. Options ivf
+    does not take (patchmatch's ``tail``, ``passes``) are dropped."""
+    if name in IMAGE_BACKENDS:
+        raise SinfreeError(
+            f"backend {name!r} searches the whole image and cannot leave the masked patches out; use auto, exact or ivf"
+        )
+    backend_class_for(name)  # unknown names: the usual error listing the choices
+    if name != AUTO:
+        return name, dict(options)
+    if PatchBackend.flops(num_queries, num_patches, dim) <= AUTO_EXACT_FLOPS:
+        return "exact", {}
+    accepted = inspect.signature(IVFBackend.__init__).parameters
+    return "ivf", {key: value for key, value in options.items() if key in accepted}
+
+
+class MaskedImageDenoiser(ImageDenoiser):
+    """ImgDenoise (Algorithm 1) whose patch set is the patches of ``reference`` that miss ``unknown``.
+
+    The query side (unfold every ``stride`` px, Gaussian window ``rho``, fold, divide by the folded
+    window) is ImageDenoiser's own: it is built over the reference's first patch for that geometry, then
+    its patch backend is replaced by one over the kept patches. Any patch backend works (exact, ivf, ...);
+    ivf's ``propagate`` does not, as it shifts candidates on the full patch grid.
+    """
+
+    def __init__(
+        self,
+        reference: torch.Tensor,
+        unknown: torch.Tensor,
+        patch_size: int = 15,
+        *,
+        stride: int = 1,
+        rho: float = 0.2,
+        backend: str = "exact",
+        **backend_options,
+    ):
+        if backend_options.get("propagate"):
+            raise ValueError("propagate shifts candidates on the full patch grid: it cannot run on a masked patch set")
+        super().__init__(reference[:, :patch_size, :patch_size], patch_size, stride=stride, rho=rho, backend="exact")
+        self.backend = make_backend(backend, masked_patches(reference, unknown, patch_size), **backend_options)
+
+    @property
+    def num_patches(self) -> int:
+        return self.backend.num_patches
+
+
+def keep_known(denoiser, known: torch.Tensor, unknown: torch.Tensor) -> WrappedDenoiser:
+    """Data consistency: every xhat0 keeps ``known`` (C, h, w) exactly where ``unknown`` (h, w) is False."""
+    return WrappedDenoiser(denoiser, lambda d, x, a, s: torch.where(unknown, d(x, a, s), known.to(x.dtype)))
+
+
+# --- the edits --------------------------------------------------------------------------------------
+
+
+class Inpaint(Edit):
+    """Fill the masked region coarse to fine with patches of the unmasked region, keeping every known
+    pixel exactly (see the module's docstring for the data-consistency rule).
+
+    ``backend``: ``auto`` (exact where cheap, else ivf), ``exact``, ``ivf`` or another patch backend, with
+    ``backend_options``; ``patchmatch`` cannot take a patch mask. The backend the sampler built from the
+    settings is not called: its CallStats are shared so that the run's report counts this edit's work.
+    """
+
+    def __init__(self, mask: MaskLike, *, backend: str = AUTO, backend_options: dict | None = None):
+        self.mask = load_mask(mask)
+        check_mask(self.mask)
+        self.backend = backend
+        self.backend_options = dict(backend_options or {})
+        masked_backend(backend, self.backend_options, 1, 1, 1)  # patchmatch and unknown names fail here
+        self.unknown: list[torch.Tensor] = []
+        self.known: dict[int, torch.Tensor] = {}
+        self.used: dict[int, dict] = {}
+
+    def validate(self, shape: tuple[int, int], settings: GenerationSettings) -> int:
+        """Check the mask against an image of ``shape`` (H, W) and the settings before any work; returns S."""
+        check_mask(self.mask, shape)
+        num_scales = resolve_num_scales(shape, shape, settings.patch_size, settings.num_scales, settings.min_coarsest_side)
+        check_clean_patches(self.mask, settings.patch_size, num_scales)
+        return num_scales
+
+    def prepare(self, num_scales: int) -> None:
+        self.unknown = mask_pyramid(self.mask, num_scales)
+        self.known, self.used = {}, {}
+
+    def patch_image(self, scale: int, level: torch.Tensor) -> torch.Tensor:
+        if tuple(level.shape[-2:]) != tuple(self.unknown[scale].shape):
+            full = self.unknown[0].shape
+            raise InputImageError(f"the mask is {full[1]}x{full[0]} px but the image is not; they must be the same size")
+        self.known[scale] = level
+        return level
+
+    def wrap(self, denoiser, scale: int):
+        level, unknown = self.known[scale], self.unknown[scale]
+        p, stride = denoiser.patch_size, denoiser.stride
+        num_queries = len(patch_positions(level.shape[-2], p, stride)) * len(patch_positions(level.shape[-1], p, stride))
+        num_patches = int(clean_patch_grid(unknown, p).sum())
+        name, options = masked_backend(self.backend, self.backend_options, num_queries, num_patches, level.shape[0] * p * p)
+        masked = MaskedImageDenoiser(level, unknown, p, stride=stride, rho=denoiser.rho, backend=name, **options)
+        masked.backend.stats = denoiser.stats  # the sampler adds the built denoiser's stats to the run's
+        total = (level.shape[-2] - p + 1) * (level.shape[-1] - p + 1)
+        self.used[scale] = {"backend": name, "patches": masked.num_patches, "of": total, "unknown_pixels": int(unknown.sum())}
+        return keep_known(masked, level, unknown)
+
+    def start(
+        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser
+    ) -> tuple[torch.Tensor, int]:
+        if noise.shape != level.shape:
+            raise ValueError("inpainting keeps the image's size: do not pass another output size")
+        return noise, schedule.num_steps
+
+    def describe(self) -> dict:
+        scales = [{"scale": scale} | self.used[scale] for scale in sorted(self.used, reverse=True)]
+        return {"name": type(self).__name__, "mask_pixels": int(self.mask.sum()), "backend": self.backend, "scales": scales}
+
+
+def nearest_step(schedule: FlowSchedule, noise_level: float) -> int:
+    """The step t in 1..T whose noise level s_t is nearest ``noise_level`` (the earlier one on a tie)."""
+    if not 0.0 < noise_level <= 1.0:
+        raise ValueError(f"the noise level must be in (0, 1], got {noise_level}")
+    return int((schedule.sigmas[1:] - noise_level).abs().argmin()) + 1
+
+
+class Harmonize(Inpaint):
+    """Harmonise a pasted or painted region: at every scale the image is re-noised to the schedule step t
+    nearest ``noise_level`` (x_t = a_t x0 + s_t z) and denoised from there with the unmasked region's
+    patches, keeping the pixels outside the mask exactly. Lower levels keep more of the region's content."""
+
+    def __init__(self, mask: MaskLike, noise_level: float = 0.5, *, backend: str = AUTO, backend_options: dict | None = None):
+        if not 0.0 < noise_level <= 1.0:
+            raise ValueError(f"the noise level must be in (0, 1], got {noise_level}")
+        super().__init__(mask, backend=backend, backend_options=backend_options)
+        self.noise_level = noise_level
+        self.start_step: int | None = None
+        self.start_sigma: float | None = None
+
+    def start(
+        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser
+    ) -> tuple[torch.Tensor, int]:
+        super().start(scale, level, noise, schedule, denoiser)
+        step = nearest_step(schedule, self.noise_level)
+        alpha, sigma = schedule[step]
+        self.start_step, self.start_sigma = step, sigma
+        return alpha * level + sigma * noise, step
+
+    def describe(self) -> dict:
+        return super().describe() | {"level": self.noise_level, "start_step": self.start_step, "start_noise_level": self.start_sigma}
+
+
+# --- the Python API ---------------------------------------------------------------------------------
+
+
+def inpaint(
+    image: ImageLike,
+    mask: MaskLike,
+    settings: GenerationSettings = GenerationSettings(),
+    *,
+    num_samples: int = 1,
+    seed: int = 0,
+    max_memory_bytes: int | None = None,
+    progress=None,
+) -> GenerationResult:
+    """Fill the region of ``image`` where ``mask`` is nonzero with content made of the rest's patches.
+
+    The samples come back like ``generate_samples``'s (numpy, the input's type and layout); outside the
+    mask they equal the input exactly. Bad masks raise InputImageError with a one-line reason.
+    """
+    edit = Inpaint(mask, backend=settings.backend, backend_options=settings.backend_options)
+    return run_masked_edit(image, edit, settings, num_samples, seed, max_memory_bytes, progress)
+
+
+def harmonize(
+    image: ImageLike,
+    mask: MaskLike,
+    settings: GenerationSettings = GenerationSettings(),
+    *,
+    level: float = 0.5,
+    num_samples: int = 1,
+    seed: int = 0,
+    max_memory_bytes: int | None = None,
+    progress=None,
+) -> GenerationResult:
+    """Re-noise ``image`` to the noise level ``level`` and denoise it with the patches outside ``mask``, so
+    the masked (pasted, painted) region takes on the image's textures; pixels outside the mask are kept."""
+    edit = Harmonize(mask, level, backend=settings.backend, backend_options=settings.backend_options)
+    return run_masked_edit(image, edit, settings, num_samples, seed, max_memory_bytes, progress)
+
+
+def run_masked_edit(
+    image: ImageLike, edit: Inpaint, settings: GenerationSettings, num_samples: int, seed: int, max_memory_bytes, progress
+) -> GenerationResult:
+    """Validate the mask against the image and the settings, then sample with ``edit``."""
+    settings.validate()
+    reference, _ = load_image(image)
+    edit.validate(tuple(reference.shape[-2:]), settings)
+    return generate_samples(
+        image, settings, num_samples=num_samples, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress, edit=edit
+    )
+
+
+__all__ = [
+    "Harmonize",
+    "Inpaint",
+    "MaskedImageDenoiser",
+    "check_clean_patches",
+    "check_mask",
+    "footprint_resize",
+    "harmonize",
+    "inpaint",
+    "keep_known",
+    "load_mask",
+    "mask_pyramid",
+    "masked_backend",
+    "masked_patches",
+    "nearest_step",
+]
