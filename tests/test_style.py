@@ -54,9 +54,15 @@ def tiny_clip(tmp_path_factory):
     (root / "merges.txt").write_text("#version: 0.2\n")
     tokenizer = CLIPTokenizer.from_pretrained(root)
     torch.manual_seed(0)
-    layers = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
-    text = layers | dict(vocab_size=514, max_position_embeddings=32, bos_token_id=512, eos_token_id=513, pad_token_id=513)
-    config = CLIPConfig(text_config=text, vision_config=layers | dict(image_size=32, patch_size=8), projection_dim=16)
+    layers = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    text = layers | {
+        "vocab_size": 514,
+        "max_position_embeddings": 32,
+        "bos_token_id": 512,
+        "eos_token_id": 513,
+        "pad_token_id": 513,
+    }
+    config = CLIPConfig(text_config=text, vision_config=layers | {"image_size": 32, "patch_size": 8}, projection_dim=16)
     folder = root / "tiny-clip"
     CLIPModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -129,7 +135,10 @@ def test_inversion_start_and_reconstruction(guide, content):
 
 def test_deterministic_for_a_seed(guide, content):
     floats = content.astype(np.float32) / 255  # float out: no rounding hides a difference
-    run = lambda seed: stylize(floats, PROMPT, clip=guide, steps=8, views=2, seed=seed, num_samples=2)  # noqa: E731
+
+    def run(seed):
+        return stylize(floats, PROMPT, clip=guide, steps=8, views=2, seed=seed, num_samples=2)
+
     first, again, other = run(3), run(3), run(4)
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert np.array_equal(first[1], other[0])  # sample i uses seed + i
@@ -151,7 +160,12 @@ def test_missing_model_errors_say_what_to_download(tmp_path):
 
 def run_cli(*args, **env):
     return subprocess.run(
-        [sys.executable, "-m", "sinfree.cli", *args], capture_output=True, text=True, timeout=300, env=os.environ | env
+        [sys.executable, "-m", "sinfree.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | env,
     )
 
 
@@ -168,7 +182,9 @@ def test_cli_missing_model_is_one_clean_line(tmp_path, content):
 def test_cli_end_to_end_writes_the_prompt(tmp_path, tiny_clip, content):
     source = tmp_path / "in.png"
     Image.fromarray(content).save(source)
-    result = run_cli("style", str(source), "--prompt", PROMPT, "--clip", str(tiny_clip), "-T", "4", "--views", "2", "-q", "-o", str(tmp_path))
+    result = run_cli(
+        "style", str(source), "--prompt", PROMPT, "--clip", str(tiny_clip), "-T", "4", "--views", "2", "-q", "-o", str(tmp_path)
+    )
     assert result.returncode == 0, result.stderr
     out = tmp_path / "in_style_seed0.png"
     settings = read_png_settings(out)

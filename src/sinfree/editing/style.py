@@ -65,7 +65,9 @@ class ClipGuide:
         length = int(self.model.config.text_config.max_position_embeddings)
         tokens = self.tokenizer([prompt], padding=True, truncation=True, max_length=length, return_tensors="pt")
         with torch.no_grad():
-            pooled = self.model.text_model(input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask")).pooler_output
+            pooled = self.model.text_model(
+                input_ids=tokens["input_ids"], attention_mask=tokens.get("attention_mask")
+            ).pooler_output
             return F.normalize(self.model.text_projection(pooled)[0], dim=-1)
 
     def encode_views(self, views: torch.Tensor) -> torch.Tensor:
@@ -120,7 +122,7 @@ def load_clip(path: str | os.PathLike | None = None) -> ClipGuide:
         model = CLIPModel.from_pretrained(source, local_files_only=True)
         tokenizer = CLIPTokenizer.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as error:
-        raise MissingModelError(missing_clip_message(path, _first_line(error))) from None
+        raise MissingModelError(missing_clip_message(path, _first_line(error) if path is not None else "")) from None
     finally:
         if bars_on:
             hf_logging.enable_progress_bar()
@@ -172,7 +174,9 @@ def augmented_views(image: torch.Tensor, count: int, size: int, generator: torch
     return torch.stack(views)
 
 
-def clip_similarity(guide: ClipGuide, image: torch.Tensor, text: torch.Tensor, views: int, generator: torch.Generator) -> torch.Tensor:
+def clip_similarity(
+    guide: ClipGuide, image: torch.Tensor, text: torch.Tensor, views: int, generator: torch.Generator
+) -> torch.Tensor:
     """cos(text, mean over ``views`` augmented views of the unit image embeddings) of ``image`` (C, H, W) in [-1, 1]."""
     batch = augmented_views(to_rgb01(image), views, guide.image_size, generator)
     return F.cosine_similarity(guide.encode_views(batch).mean(0), text, dim=0)
@@ -300,7 +304,14 @@ class ClipStyle(Edit):
         if gamma < 0 or step_ratio < 0:
             raise ValueError(f"gamma and step_ratio must be >= 0, got {gamma} and {step_ratio}")
         self.prompt, self.guide = prompt, guide
-        self.views, self.gamma, self.level, self.mix, self.step_ratio, self.quantile = views, gamma, level, mix, step_ratio, quantile
+        self.views, self.gamma, self.level, self.mix, self.step_ratio, self.quantile = (
+            views,
+            gamma,
+            level,
+            mix,
+            step_ratio,
+            quantile,
+        )
         self.text = guide.encode_text(prompt)
         self.start_step: int | None = None
 
