@@ -107,14 +107,14 @@ def test_output_has_the_structures_size_and_type(analogies, structure):
 
 
 def test_layout_follows_the_structure(analogies, structure):
-    """Measured: analogy 0.89 (level 0.5) against 0.08-0.42 for plain samples of the style."""
+    """Measured: analogy 0.89 (level 0.5) against 0.27 and 0.42 for plain samples of the style."""
     analogy = [layout_correlation(s, structure) for s in analogies[0.5].samples]
     plain = [layout_correlation(s, structure) for s in analogies["plain"].samples]
     assert min(analogy) > 0.8 and min(analogy) > max(plain) + 0.3, (analogy, plain)
 
 
 def test_patches_come_from_the_style(analogies, structure, style):
-    """Measured: nearest-patch distance 0.07 to the style against 0.21 to the structure (plain samples: 0.05-0.07)."""
+    """Measured: nearest-patch distance 0.07 to the style against 0.21 to the structure (plain samples of the style: 0.06)."""
     structure_tensor, style_tensor = load_image(structure)[0], load_image(style)[0]
     for sample in analogies[0.5].samples:
         tensor = load_image(sample)[0]
@@ -186,7 +186,7 @@ def test_cli_writes_outputs_with_settings(tmp_path, structure, style):
     "args, needle",
     [
         (["STRUCTURE", "MISSING"], "MISSING: no such file"),
-        (["STRUCTURE", "STYLE", "--level", "1.5"], "--level must be in (0, 1]"),
+        (["STRUCTURE", "STYLE", "--level", "0"], "--level must be in (0, 1]"),
         (["STRUCTURE", "STYLE", "-P", "50"], "style image (72x48 px) is smaller than the 50 px patch"),
         (["STRUCTURE", "STYLE", "-P", "7", "-S", "5"], "structure image (64x64 px) at 5 scales"),
     ],
