@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from ..errors import SinfreeError
 from ..schedule import FlowSchedule
 from .base import Edit
+from .inversion import ddim_invert, nearest_step
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -250,28 +251,6 @@ class ClipGuidedDenoiser:
 
 
 # --- the edit -----------------------------------------------------------------------------------------------------
-
-
-def nearest_step(schedule: FlowSchedule, level: float) -> int:
-    """The step t in 1..T whose noise level s_t is nearest ``level``."""
-    return int((schedule.sigmas[1:] - level).abs().argmin()) + 1
-
-
-def ddim_invert(denoiser, x0: torch.Tensor, schedule: FlowSchedule, start_step: int) -> torch.Tensor:
-    """DDIM inversion (eta = 0) of a clean image to x_{start_step} with ``denoiser``: Eq. 5 run upwards,
-    ``x_{t+1} = a_{t+1} xhat0(x_t) + s_{t+1} eps_hat(x_t)``, from x_1 = a_1 x0 (eps = 0 at s_1 = s_min,
-    where eps_hat = (x - a xhat0) / s would divide the denoiser's rounding by s_min)."""
-    x = schedule[1][0] * x0
-    for t in range(1, start_step):
-        alpha, sigma = schedule[t]
-        alpha_next, sigma_next = schedule[t + 1]
-        if t == 1:
-            xhat0, eps_hat = x0, torch.zeros_like(x0)
-        else:
-            xhat0 = denoiser(x, alpha, sigma)
-            eps_hat = (x - alpha * xhat0) / sigma
-        x = alpha_next * xhat0 + sigma_next * eps_hat
-    return x
 
 
 class ClipStyle(Edit):
