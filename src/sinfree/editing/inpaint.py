@@ -10,8 +10,12 @@ resampling footprint is unmasked, and unknown ones. At every scale:
   ``a_t x0 + s_t z`` (eps_hat = (x_t - a_t x0) / s_t = z there), the forward process of the known image
   with one consistent noise: the unknown pixels' query patches see neighbours at the right noise level
   (RePaint's rule without its resampling, and DDNM's range/null-space split with A = the known-pixel
-  selection). With eta > 0 the known pixels stay a_t x0 plus Gaussian noise of variance s_t^2. The last
-  step returns xhat0 itself (no TwoScaleBlend), so the output's known pixels equal the input's exactly.
+  selection). With eta > 0 the known pixels stay a_t x0 plus Gaussian noise of variance s_t^2. Near the
+  hole, a finer scale's TwoScaleBlend moves the known pixels of the xhat0 a step uses by what the coarse
+  fill adds; the next call's replacement resets them. The last step returns xhat0 itself (no blend), so
+  the output's known pixels equal the input's exactly. Replacing x_t's known pixels by a freshly noised
+  input instead (RePaint) mixes two noises at the hole's border and needs resampling jumps to reconcile
+  them; a soft or gradient-based rule (DPS) would not keep the known pixels exactly.
 
 ``Inpaint`` samples the unknown region from pure noise, coarse to fine; ``Harmonize`` re-noises the whole
 image to the schedule step nearest a noise level and denoises from there, so a pasted region keeps its
@@ -39,6 +43,7 @@ from ..pyramid import level_shapes, resolve_num_scales
 from ..resize import resize_taps
 from ..schedule import FlowSchedule
 from .base import Edit, WrappedDenoiser
+from .inversion import nearest_step
 
 MaskLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
@@ -80,7 +85,8 @@ def check_mask(mask: torch.Tensor, shape: tuple[int, int] | None = None) -> None
     """One-line errors for a mask of another size than the image (``shape`` = (H, W)), an empty one or a full one."""
     if shape is not None and tuple(mask.shape) != tuple(shape):
         raise InputImageError(
-            f"the mask is {mask.shape[1]}x{mask.shape[0]} px but the image is {shape[1]}x{shape[0]} px; they must be the same size"
+            f"the mask is {mask.shape[1]}x{mask.shape[0]} px but the image is {shape[1]}x{shape[0]} px; "
+            "they must be the same size"
         )
     if not mask.any():
         raise InputImageError("the mask is empty (no nonzero pixel): nothing to fill; nonzero (white) marks the region to fill")
@@ -210,7 +216,6 @@ class Inpaint(Edit):
 
     def __init__(self, mask: MaskLike, *, backend: str = AUTO, backend_options: dict | None = None):
         self.mask = load_mask(mask)
-        check_mask(self.mask)
         self.backend = backend
         self.backend_options = dict(backend_options or {})
         masked_backend(backend, self.backend_options, 1, 1, 1)  # patchmatch and unknown names fail here
@@ -226,6 +231,7 @@ class Inpaint(Edit):
         return num_scales
 
     def prepare(self, num_scales: int) -> None:
+        check_mask(self.mask)
         self.unknown = mask_pyramid(self.mask, num_scales)
         self.known, self.used = {}, {}
 
@@ -260,13 +266,6 @@ class Inpaint(Edit):
         return {"name": type(self).__name__, "mask_pixels": int(self.mask.sum()), "backend": self.backend, "scales": scales}
 
 
-def nearest_step(schedule: FlowSchedule, noise_level: float) -> int:
-    """The step t in 1..T whose noise level s_t is nearest ``noise_level`` (the earlier one on a tie)."""
-    if not 0.0 < noise_level <= 1.0:
-        raise ValueError(f"the noise level must be in (0, 1], got {noise_level}")
-    return int((schedule.sigmas[1:] - noise_level).abs().argmin()) + 1
-
-
 class Harmonize(Inpaint):
     """Harmonise a pasted or painted region: at every scale the image is re-noised to the schedule step t
     nearest ``noise_level`` (x_t = a_t x0 + s_t z) and denoised from there with the unmasked region's
@@ -274,7 +273,7 @@ class Harmonize(Inpaint):
 
     def __init__(self, mask: MaskLike, noise_level: float = 0.5, *, backend: str = AUTO, backend_options: dict | None = None):
         if not 0.0 < noise_level <= 1.0:
-            raise ValueError(f"the noise level must be in (0, 1], got {noise_level}")
+            raise ValueError(f"level must be in (0, 1], got {noise_level}")
         super().__init__(mask, backend=backend, backend_options=backend_options)
         self.noise_level = noise_level
         self.start_step: int | None = None
@@ -290,7 +289,11 @@ class Harmonize(Inpaint):
         return alpha * level + sigma * noise, step
 
     def describe(self) -> dict:
-        return super().describe() | {"level": self.noise_level, "start_step": self.start_step, "start_noise_level": self.start_sigma}
+        return super().describe() | {
+            "level": self.noise_level,
+            "start_step": self.start_step,
+            "start_noise_level": self.start_sigma,
+        }
 
 
 # --- the Python API ---------------------------------------------------------------------------------
@@ -299,7 +302,7 @@ class Harmonize(Inpaint):
 def inpaint(
     image: ImageLike,
     mask: MaskLike,
-    settings: GenerationSettings = GenerationSettings(),
+    settings: GenerationSettings | None = None,
     *,
     num_samples: int = 1,
     seed: int = 0,
@@ -308,9 +311,11 @@ def inpaint(
 ) -> GenerationResult:
     """Fill the region of ``image`` where ``mask`` is nonzero with content made of the rest's patches.
 
-    The samples come back like ``generate_samples``'s (numpy, the input's type and layout); outside the
-    mask they equal the input exactly. Bad masks raise InputImageError with a one-line reason.
+    ``settings`` default to the paper's (P = 15, S = 4, T = 10). The samples come back like
+    ``generate_samples``'s (numpy, the input's type and layout); outside the mask they equal the input
+    exactly (integer pixels bit for bit). Bad masks raise InputImageError with a one-line reason.
     """
+    settings = settings if settings is not None else GenerationSettings()
     edit = Inpaint(mask, backend=settings.backend, backend_options=settings.backend_options)
     return run_masked_edit(image, edit, settings, num_samples, seed, max_memory_bytes, progress)
 
@@ -318,7 +323,7 @@ def inpaint(
 def harmonize(
     image: ImageLike,
     mask: MaskLike,
-    settings: GenerationSettings = GenerationSettings(),
+    settings: GenerationSettings | None = None,
     *,
     level: float = 0.5,
     num_samples: int = 1,
@@ -328,6 +333,7 @@ def harmonize(
 ) -> GenerationResult:
     """Re-noise ``image`` to the noise level ``level`` and denoise it with the patches outside ``mask``, so
     the masked (pasted, painted) region takes on the image's textures; pixels outside the mask are kept."""
+    settings = settings if settings is not None else GenerationSettings()
     edit = Harmonize(mask, level, backend=settings.backend, backend_options=settings.backend_options)
     return run_masked_edit(image, edit, settings, num_samples, seed, max_memory_bytes, progress)
 

@@ -1,0 +1,249 @@
+"""Inpainting and harmonisation (issue 5, item 5): the patch set misses the mask at every scale, known
+pixels are kept exactly, the fill is made of the unmasked region's patches; the CLI end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from sinfree import GenerationSettings, ImageDenoiser, InputImageError, SinfreeError
+from sinfree.editing.inpaint import (
+    Harmonize,
+    Inpaint,
+    MaskedImageDenoiser,
+    clean_patch_grid,
+    harmonize,
+    inpaint,
+    load_mask,
+    mask_pyramid,
+    masked_backend,
+    masked_patches,
+    nearest_step,
+)
+from sinfree.image_io import read_png_settings
+from sinfree.patches import all_patches
+from sinfree.pyramid import build_pyramid
+from sinfree.schedule import flow_schedule
+
+FAST = GenerationSettings(patch_size=7, num_scales=2, steps=6)
+P = 7
+
+
+@pytest.fixture(scope="module")
+def wood() -> np.ndarray:
+    """A real 48 x 48 RGB crop of a wood grain (scikit-image's coffee, top right), uint8."""
+    return np.ascontiguousarray(skimage.data.coffee()[0:96:2, 440:536:2])
+
+
+@pytest.fixture(scope="module")
+def square() -> np.ndarray:
+    mask = np.zeros((48, 48), dtype=bool)
+    mask[16:28, 22:34] = True
+    return mask
+
+
+def as_tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(array).permute(2, 0, 1).float() / 127.5 - 1
+
+
+def inside_patches(image: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+    """The P x P patches of ``image`` that lie wholly inside ``mask``."""
+    outside = torch.from_numpy(~mask).float()[None, None]
+    inside = F.max_pool2d(outside, P, stride=1)[0, 0] == 0
+    return all_patches(as_tensor(image), P)[inside.flatten()]
+
+
+def split_patches(image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The P x P patches of ``image`` clear of ``mask``, and those overlapping it."""
+    clean = clean_patch_grid(torch.from_numpy(mask), P).flatten()
+    patches = all_patches(as_tensor(image), P)
+    return patches[clean], patches[~clean]
+
+
+def nearest_distance(queries: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+    return torch.cdist(queries.double(), patches.double()).min(dim=1).values
+
+
+# --- the mask and the patch set ----------------------------------------------------------------------
+
+
+def test_load_mask_reads_any_mode_and_ignores_transparent_pixels(tmp_path, square):
+    white = np.where(square, 255, 0).astype(np.uint8)
+    rgba = np.zeros((48, 48, 4), dtype=np.uint8)
+    rgba[..., :3] = 255  # white everywhere, but opaque only on the square
+    rgba[..., 3] = white
+    Image.fromarray(white).convert("1").save(tmp_path / "bilevel.png")
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    for mask in (
+        white,
+        square,
+        torch.from_numpy(square),
+        Image.fromarray(white).convert("RGB"),
+        tmp_path / "bilevel.png",
+        tmp_path / "rgba.png",
+    ):
+        assert torch.equal(load_mask(mask), torch.from_numpy(square))
+
+
+def test_mask_pyramid_holds_every_pixel_a_change_inside_the_mask_reaches():
+    """Perturbing the masked pixels changes exactly the pyramid pixels marked unknown (footprint dilation)."""
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 60, 52, generator=generator) * 2 - 1
+    mask = torch.zeros(60, 52, dtype=torch.bool)
+    mask[20:31, 9:17] = True
+    perturbed = torch.where(mask, torch.rand(3, 60, 52, generator=generator) * 2 - 1, image)
+    for unknown, level, other in zip(mask_pyramid(mask, 3), build_pyramid(image, 3), build_pyramid(perturbed, 3)):
+        changed = (level != other).any(dim=0)
+        assert torch.equal(changed, unknown)
+        assert 0 < unknown.sum() < unknown.numel()
+
+
+def test_masked_patch_set_misses_the_mask():
+    generator = torch.Generator().manual_seed(1)
+    reference = -torch.rand(3, 30, 26, generator=generator)  # in [-1, 0]
+    unknown = torch.zeros(30, 26, dtype=torch.bool)
+    unknown[10:15, 4:12] = True
+    reference[:, unknown] = 1.0  # the content to remove
+    patches = masked_patches(reference, unknown, P)
+    clear = [(r, c) for r in range(30 - P + 1) for c in range(26 - P + 1) if not unknown[r : r + P, c : c + P].any()]
+    assert len(patches) == len(clear) and patches.max() <= 0
+    masked = MaskedImageDenoiser(reference, unknown, P, backend="exact")
+    plain = ImageDenoiser(reference, P, backend="exact")
+    for alpha, sigma in ((0.0, 1.0), (0.5, 0.5), (0.99, 0.01)):
+        noisy = alpha * reference + sigma * torch.randn(3, 30, 26, generator=generator)
+        assert masked(noisy, alpha, sigma).max() <= 1e-6
+    assert plain(0.99 * reference, 0.99, 0.01).max() > 0.9  # the full patch set brings the removed content back
+
+
+def test_backend_choice():
+    assert masked_backend("auto", {"k": 3, "tail": 4}, 100, 100, 147) == ("exact", {})
+    assert masked_backend("auto", {"k": 3, "tail": 4}, 10**5, 10**5, 675) == ("ivf", {"k": 3})  # patchmatch's tail dropped
+    assert masked_backend("exact", {}, 10**5, 10**5, 675) == ("exact", {})
+    with pytest.raises(SinfreeError, match="patchmatch"):
+        Inpaint(np.ones((4, 4)), backend="patchmatch")
+    with pytest.raises(ValueError, match="unknown backend"):
+        Inpaint(np.ones((4, 4)), backend="nonsense")
+
+
+def test_nearest_step():
+    schedule = flow_schedule(10)
+    assert nearest_step(schedule, 1.0) == 10 and nearest_step(schedule, 1e-4) == 1
+    assert abs(schedule[nearest_step(schedule, 0.5)][1] - 0.5) <= 0.5 / 9
+    with pytest.raises(ValueError, match="level must be"):
+        Harmonize(np.ones((4, 4)), 0.0)
+
+
+@pytest.mark.parametrize(
+    "mask, needle",
+    [
+        (np.ones((40, 48)), "the mask is 48x40 px but the image is 48x48 px"),
+        (np.zeros((48, 48)), "empty"),
+        (np.ones((48, 48)), "whole image"),
+        (np.pad(np.ones((40, 40)), 4), "no 7x7 patch clear of it"),
+    ],
+)
+def test_bad_masks_fail_with_one_line(wood, mask, needle):
+    with pytest.raises(InputImageError, match=needle) as error:
+        inpaint(wood, mask, FAST)
+    assert "\n" not in str(error.value)
+
+
+# --- inpainting and harmonisation --------------------------------------------------------------------
+
+
+def test_inpaint_keeps_known_pixels_and_fills_with_unmasked_patches(wood, square):
+    """A blue square on wood is removed: the known pixels are the input's bit for bit, no blue comes back,
+    and every patch of the fill is near a patch of the unmasked region, far from any of the blue square's."""
+    painted = wood.copy()
+    painted[square] = (0, 0, 255)
+    result = inpaint(painted, square, FAST, num_samples=2, seed=3)
+    clean, dirty = split_patches(painted, square)
+    for sample in result.samples:
+        assert sample.dtype == np.uint8 and np.array_equal(sample[~square], painted[~square])
+        fill = sample[square].astype(int)
+        assert (fill[:, 2] < fill[:, 0]).all()  # wood: red over blue everywhere, as in the removed region's surroundings
+        queries = inside_patches(sample, square)
+        assert len(queries) == 36
+        to_clean, to_dirty = nearest_distance(queries, clean), nearest_distance(queries, dirty)
+        assert (to_clean < to_dirty).all() and to_clean.max() < 0.5 * to_dirty.min()
+    assert np.abs(result.samples[0][square].astype(int) - result.samples[1][square]).mean() > 2  # the seed matters
+    scales = result.settings["edit"]["scales"]
+    assert [s["scale"] for s in scales] == [1, 0] and all(s["backend"] == "exact" and s["patches"] < s["of"] for s in scales)
+    assert result.denoiser_stats.calls > 0  # the masked denoiser's work is counted
+
+
+def test_inpaint_with_the_ivf_backend(wood, square):
+    settings = GenerationSettings(patch_size=7, num_scales=1, steps=3, backend="ivf")  # ivf: about 1 s per call here
+    result = inpaint(wood, square, settings, seed=0)
+    assert np.array_equal(result.samples[0][~square], wood[~square])
+    assert {s["backend"] for s in result.settings["edit"]["scales"]} == {"ivf"}
+
+
+def test_harmonize_keeps_outside_and_gives_a_pasted_square_the_image_texture(wood, square):
+    pasted = wood.copy()
+    pasted[square] = 128  # a flat grey square pasted on wood
+    result = harmonize(pasted, square, FAST, level=0.5, seed=0)
+    out = result.samples[0]
+    assert np.array_equal(out[~square], pasted[~square])
+    clean, _ = split_patches(pasted, square)
+    before = nearest_distance(inside_patches(pasted, square), clean).mean()
+    after = nearest_distance(inside_patches(out, square), clean).mean()
+    assert after < 0.25 * before
+    assert out[square].astype(float).std(axis=0).mean() > 0.25 * wood[square].astype(float).std(axis=0).mean()
+    edit = result.settings["edit"]
+    assert edit["name"] == "Harmonize" and edit["start_step"] == nearest_step(flow_schedule(FAST.steps), 0.5) < FAST.steps
+
+
+# --- the command line --------------------------------------------------------------------------------
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "sinfree.cli", *args], check=False, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture()
+def files(tmp_path, wood, square):
+    Image.fromarray(wood).save(tmp_path / "in.png")
+    Image.fromarray(np.where(square, 255, 0).astype(np.uint8)).save(tmp_path / "mask.png")
+    return tmp_path
+
+
+def test_cli_inpaint_and_harmonize_keep_known_pixels_after_saving(files, wood, square):
+    fast = ["-P", "7", "-S", "2", "-T", "3", "-q", "-o", str(files / "out")]
+    result = run_cli("inpaint", str(files / "in.png"), "--mask", str(files / "mask.png"), "--seed", "4", *fast)
+    assert result.returncode == 0, result.stderr
+    out = files / "out" / "in_inpaint_seed4.png"
+    assert np.array_equal(np.asarray(Image.open(out))[~square], wood[~square])
+    assert read_png_settings(out)["edit"]["name"] == "Inpaint"
+    result = run_cli("harmonize", str(files / "in.png"), "-m", str(files / "mask.png"), "--level", "0.3", "-n", "2", *fast)
+    assert result.returncode == 0, result.stderr
+    for seed in (0, 1):
+        out = files / "out" / f"in_harmonize_seed{seed}.png"
+        assert np.array_equal(np.asarray(Image.open(out))[~square], wood[~square])
+        assert read_png_settings(out)["edit"]["level"] == 0.3
+
+
+@pytest.mark.parametrize(
+    "mask, needle",
+    [
+        (np.zeros((20, 30), np.uint8), "the mask is 30x20 px but the image is 48x48 px"),
+        (np.zeros((48, 48), np.uint8), "empty"),
+        (np.full((48, 48), 255, np.uint8), "whole image"),
+    ],
+)
+def test_cli_bad_masks_fail_cleanly(files, mask, needle):
+    Image.fromarray(mask).save(files / "bad.png")
+    result = run_cli(
+        "inpaint", str(files / "in.png"), "--mask", str(files / "bad.png"), "-P", "7", "-S", "2", "-q", "-o", str(files / "out")
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"sinfree: error: {files / 'bad.png'}: ")
+    assert needle in result.stderr.strip().splitlines()[-1]
+    assert not (files / "out").exists()  # failed before any work
