@@ -6,19 +6,22 @@ import inspect
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .backends import AUTO, IMAGE_BACKENDS, backend_class_for, resolve_backend
 from .backends.base import CallStats
-from .editing.base import Edit
 from .image_denoiser import make_image_denoiser
 from .image_io import ImageLike, load_image, tensor_to_array
 from .memory import check_fits
 from .pyramid import build_pyramid, level_shapes, resolve_num_scales
 from .sampler import sample_scale
 from .schedule import S_MIN, flow_schedule
+
+if TYPE_CHECKING:  # sinfree.editing imports this module
+    from .editing.base import Edit
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,8 @@ def sample_coarse_to_fine(
     and the denoiser's work over all scales. An ``edit`` chooses each scale's patch image, start
     and step count, and wraps its denoiser (``sinfree.editing.Edit``).
     """
+    from .editing.base import Edit  # here: sinfree.editing imports this module
+
     edit = edit if edit is not None else Edit()
     edit.prepare(num_scales)
     pyramid = build_pyramid(reference, num_scales)
@@ -204,10 +209,12 @@ def sample_coarse_to_fine(
     stats = CallStats()
     for scale in range(num_scales - 1, -1, -1):
         patch_image = edit.patch_image(scale, pyramid[scale])
-        backend, options = scale_backend(settings, reference.shape[0], tuple(patch_image.shape[-2:]), canvas_shapes[scale])
-        denoiser = make_image_denoiser(
-            patch_image, settings.patch_size, stride=settings.stride, rho=settings.rho, backend=backend, **options
-        )
+        denoiser = edit.make_denoiser(scale, patch_image, settings, canvas_shapes[scale])
+        if denoiser is None:
+            backend, options = scale_backend(settings, reference.shape[0], tuple(patch_image.shape[-2:]), canvas_shapes[scale])
+            denoiser = make_image_denoiser(
+                patch_image, settings.patch_size, stride=settings.stride, rho=settings.rho, backend=backend, **options
+            )
         scale_denoiser = edit.wrap(denoiser, scale)
         for i, generator in enumerate(generators):
             noise = torch.randn(reference.shape[0], *canvas_shapes[scale], generator=generator)

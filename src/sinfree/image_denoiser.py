@@ -15,6 +15,7 @@ class ImageDenoiser:
     size of at least P. Query patches are taken every ``stride`` pixels (the last row and column
     always included), denoised in bands of patch rows (so the full query matrix never exists),
     weighted by the Gaussian window ``rho`` and folded back, divided by the folded window.
+    ``patches`` (M, C P P) replaces the patch set (a masked one: inpainting).
     """
 
     def __init__(
@@ -25,13 +26,18 @@ class ImageDenoiser:
         stride: int = 1,
         rho: float = 0.2,
         backend: str = "exact",
+        patches: torch.Tensor | None = None,
         **backend_options,
     ):
         self.channels = reference.shape[0]
         self.patch_size = patch_size
         self.stride = stride
         self.rho = rho
-        self.backend = make_backend(backend, all_patches(reference.to(torch.float32), patch_size), **backend_options)
+        if patches is None:
+            patches = all_patches(reference.to(torch.float32), patch_size)
+        elif backend_options.get("propagate"):
+            raise ValueError("propagate shifts candidates on the full patch grid: it cannot run on a chosen patch set")
+        self.backend = make_backend(backend, patches, **backend_options)
         self.window = gaussian_window(patch_size, rho).repeat(self.channels)
         self._normalisers: dict[tuple[int, int], torch.Tensor] = {}
         self.propagating = getattr(self.backend, "propagate", False)

@@ -25,6 +25,11 @@ class Edit:
         """The image (C, H, W) whose patches the denoiser of ``scale`` uses (default: the reference's level)."""
         return level
 
+    def make_denoiser(self, scale: int, patch_image: torch.Tensor, settings, canvas_shape: tuple[int, int]):
+        """The denoiser of ``scale`` when the edit builds its own (a masked patch set), else None: the
+        sampler then builds the settings' backend over ``patch_image``."""
+        return None
+
     def wrap(self, denoiser, scale: int):
         """The denoiser the sampler calls at ``scale`` (default: ``denoiser`` itself)."""
         return denoiser

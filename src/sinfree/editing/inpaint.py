@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..backends import AUTO, AUTO_EXACT_FLOPS, IMAGE_BACKENDS, IVFBackend, PatchBackend, backend_class_for, make_backend
+from ..backends import AUTO, AUTO_EXACT_FLOPS, IMAGE_BACKENDS, IVFBackend, PatchBackend, backend_class_for
 from ..errors import InputImageError, SinfreeError
 from ..generate import GenerationResult, GenerationSettings, generate_samples
 from ..image_denoiser import ImageDenoiser
@@ -171,8 +171,7 @@ class MaskedImageDenoiser(ImageDenoiser):
     """ImgDenoise (Algorithm 1) whose patch set is the patches of ``reference`` that miss ``unknown``.
 
     The query side (unfold every ``stride`` px, Gaussian window ``rho``, fold, divide by the folded
-    window) is ImageDenoiser's own: it is built over the reference's first patch for that geometry, then
-    its patch backend is replaced by one over the kept patches. Any patch backend works (exact, ivf, ...);
+    window) is ImageDenoiser's own, over the kept patches. Any patch backend works (exact, ivf, ...);
     ivf's ``propagate`` does not, as it shifts candidates on the full patch grid.
     """
 
@@ -187,10 +186,8 @@ class MaskedImageDenoiser(ImageDenoiser):
         backend: str = "exact",
         **backend_options,
     ):
-        if backend_options.get("propagate"):
-            raise ValueError("propagate shifts candidates on the full patch grid: it cannot run on a masked patch set")
-        super().__init__(reference[:, :patch_size, :patch_size], patch_size, stride=stride, rho=rho, backend="exact")
-        self.backend = make_backend(backend, masked_patches(reference, unknown, patch_size), **backend_options)
+        patches = masked_patches(reference, unknown, patch_size)
+        super().__init__(reference, patch_size, stride=stride, rho=rho, backend=backend, patches=patches, **backend_options)
 
     @property
     def num_patches(self) -> int:
@@ -210,8 +207,8 @@ class Inpaint(Edit):
     pixel exactly (see the module's docstring for the data-consistency rule).
 
     ``backend``: ``auto`` (exact where cheap, else ivf), ``exact``, ``ivf`` or another patch backend, with
-    ``backend_options``; ``patchmatch`` cannot take a patch mask. The backend the sampler built from the
-    settings is not called: its CallStats are shared so that the run's report counts this edit's work.
+    ``backend_options``; ``patchmatch`` cannot take a patch mask. Each scale's denoiser is built by the
+    edit (``make_denoiser``) over the clean patches.
     """
 
     def __init__(self, mask: MaskLike, *, backend: str = AUTO, backend_options: dict | None = None):
@@ -242,17 +239,19 @@ class Inpaint(Edit):
         self.known[scale] = level
         return level
 
-    def wrap(self, denoiser, scale: int):
+    def make_denoiser(self, scale: int, patch_image: torch.Tensor, settings: GenerationSettings, canvas_shape: tuple[int, int]):
         level, unknown = self.known[scale], self.unknown[scale]
-        p, stride = denoiser.patch_size, denoiser.stride
+        p, stride = settings.patch_size, settings.stride
         num_queries = len(patch_positions(level.shape[-2], p, stride)) * len(patch_positions(level.shape[-1], p, stride))
         num_patches = int(clean_patch_grid(unknown, p).sum())
         name, options = masked_backend(self.backend, self.backend_options, num_queries, num_patches, level.shape[0] * p * p)
-        masked = MaskedImageDenoiser(level, unknown, p, stride=stride, rho=denoiser.rho, backend=name, **options)
-        masked.backend.stats = denoiser.stats  # the sampler adds the built denoiser's stats to the run's
+        masked = MaskedImageDenoiser(level, unknown, p, stride=stride, rho=settings.rho, backend=name, **options)
         total = (level.shape[-2] - p + 1) * (level.shape[-1] - p + 1)
         self.used[scale] = {"backend": name, "patches": masked.num_patches, "of": total, "unknown_pixels": int(unknown.sum())}
-        return keep_known(masked, level, unknown)
+        return masked
+
+    def wrap(self, denoiser, scale: int):
+        return keep_known(denoiser, self.known[scale], self.unknown[scale])
 
     def start(
         self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser
