@@ -443,9 +443,9 @@ def progress_bar(quiet: bool) -> Progress:
 
 
 def _register_commands() -> None:
-    from .commands import analogy, inpaint, style
+    from .commands import analogy, enhance, inpaint, style
 
-    for module in (inpaint, analogy, style):
+    for module in (inpaint, analogy, style, enhance):
         module.register(app)
 
 
