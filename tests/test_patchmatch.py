@@ -80,6 +80,35 @@ def test_search_finds_exact_matches(crop):
     assert found.mean() > 0.95
 
 
+def test_sliding_distances_equal_full_sums(crop):
+    """On a coherent field (a shifted crop of the reference finds itself) most distances are slid
+    from the left neighbour's (one column out, one in); all must equal float64 full sums to 1e-5
+    relative, and match the kernel without sliding (refresh 0)."""
+    from sinfree.backends import patchmatch as pm
+
+    shifted = crop[:, 3:27, 4:32]
+    x = 0.9 * shifted + 0.1 * torch.randn(shifted.shape, generator=torch.Generator().manual_seed(1))
+    fused = PatchMatchDenoiser(crop, 7, k=4, tail=0)
+    for _ in range(3):
+        fused(x, 0.9, 0.1)
+    rows, cols = fused.query_grid(tuple(x.shape[-2:]))
+    cand, bounds = fused.field
+    wp = fused.position_shape[1]
+    assert ((cand[1:] - 1)[:, :, None] == cand[:-1, None, :]).any(axis=2).mean() > 0.5  # mostly slid
+
+    def distances(refresh):
+        scaled = fused.reference_rows * np.float32(0.9)
+        scaled_columns = fused.reference_columns * np.float32(0.9)
+        args = (pm._rows_layout(x), scaled, pm._columns_layout(x), scaled_columns, rows, cols, cand, bounds, math.inf)
+        return pm._kernels().exact_distances(*args, 7, 3, wp, refresh)
+
+    queries = all_patches(x.double(), 7)
+    patches = all_patches(crop.double(), 7)
+    expected = ((queries[:, None] - 0.9 * patches[torch.from_numpy(cand)]) ** 2).sum(-1).numpy()
+    for refresh in (0, 32):
+        assert np.allclose(distances(refresh), expected, rtol=1e-5, atol=1e-6), refresh
+
+
 def exact_error(fused, reference, crop, alpha, sigma, trials=4):
     errors = []
     for seed in range(trials):

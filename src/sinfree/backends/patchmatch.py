@@ -29,6 +29,7 @@ from .base import CallStats, PatchBackend
 from .ivf import principal_directions
 
 PCA_POINTS = 2048  # random reference patches whose covariance gives the search subspace
+REFRESH = 32  # incremental distances restart with a full sum every REFRESH columns (bounds fp32 drift)
 BAND_ROWS = 8  # query-grid rows per PatchMatch band (bands run in parallel; fixed, so results do not depend on threads)
 
 
@@ -81,6 +82,7 @@ class PatchMatchDenoiser:
         self.first_passes = first_passes
         self.seed = seed
         self.reference_rows = _rows_layout(reference)
+        self.reference_columns = _columns_layout(reference)
         self._reference_grid = reference.to(torch.float32).unfold(1, patch_size, 1).unfold(2, patch_size, 1)  # view
         self.window = gaussian_window_1d(patch_size, rho).numpy()
         self.window_row = np.repeat(self.window, self.channels).astype(np.float32)
@@ -134,9 +136,11 @@ class PatchMatchDenoiser:
         x = _rows_layout(x_t)
         cand, bounds = self._search(x_t, float(alpha), rows, cols)
         scaled = self.reference_rows * np.float32(alpha)
+        x_columns, scaled_columns = _columns_layout(x_t), self.reference_columns * np.float32(alpha)
         dist = torch.from_numpy(
             _kernels().exact_distances(
-                x, scaled, rows, cols, cand, bounds, self._cutoff(sigma), self.patch_size, self.channels, self.position_shape[1]
+                x, scaled, x_columns, scaled_columns, rows, cols, cand, bounds, self._cutoff(sigma), self.patch_size, self.channels, self.position_shape[1],
+                REFRESH,
             )
         )
         tail = None
@@ -275,6 +279,11 @@ def _rows_layout(image: torch.Tensor) -> np.ndarray:
     """(C, H, W) tensor -> float32 (H, W * C) array: one patch row is P * C contiguous numbers."""
     channels, height, width = image.shape
     return np.ascontiguousarray(image.detach().to(torch.float32).permute(1, 2, 0).numpy().reshape(height, width * channels))
+
+
+def _columns_layout(image: torch.Tensor) -> np.ndarray:
+    """(C, H, W) tensor -> float32 (W, H * C) array: one patch column is P * C contiguous numbers."""
+    return _rows_layout(image.transpose(1, 2))
 
 
 def _projection_filters(grid: torch.Tensor, dims: int, seed: int) -> torch.Tensor:
