@@ -195,7 +195,7 @@ class PatchMatchDenoiser:
         patches = patches.permute(1, 0, 2, 3).contiguous()  # (m, C, P, P)
         image = x_t.detach().to(torch.float32)[None]
         cross = F.conv2d(image, patches)[0][:, rows][:, :, cols].reshape(self.tail, -1).T
-        norms = F.conv2d(image.square(), torch.ones(1, self.channels, p, p))[0, 0][rows][:, cols].reshape(-1, 1)
+        norms = _box_sums(x_t.detach().to(torch.float64).square().sum(dim=0), p)[rows][:, cols].reshape(-1, 1).to(torch.float32)
         dist = (norms - 2 * alpha * cross + alpha**2 * patches.square().sum(dim=(1, 2, 3))).clamp_min_(0.0)
         rejected = (torch.from_numpy(cand)[:, :, None] == samples[None, None, :]).any(dim=1)
         accepted = (~rejected).sum(dim=1, keepdim=True).clamp_min(1)
@@ -313,6 +313,12 @@ def _mean_patch(reference: np.ndarray, channels: int, patch_size: int, position_
     p = patch_size
     window_sums = table[hp : hp + p, wp : wp + p] - table[:p, wp : wp + p] - table[hp : hp + p, :p] + table[:p, :p]
     return (window_sums / (hp * wp)).reshape(p, p * channels).astype(np.float32)
+
+
+def _box_sums(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Sums of every ``size`` x ``size`` window of a 2-D image (h - size + 1, w - size + 1), from a summed-area table."""
+    table = F.pad(image.cumsum(dim=0).cumsum(dim=1), (1, 0, 1, 0))
+    return table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
 
 
 def _covering_rows(rows: np.ndarray, height: int, patch_size: int) -> tuple[np.ndarray, np.ndarray]:
