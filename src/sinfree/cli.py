@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,6 +19,7 @@ from .contact_sheet import contact_sheet
 from .errors import OutputError, SinfreeError
 from .generate import GenerationResult, GenerationSettings, generate_samples, plan_run
 from .image_io import check_writable_directory, read_image_file, save_png
+from .latent import LATENT_CHOICES, make_codec
 from .memory import format_bytes
 
 app = typer.Typer(
@@ -45,6 +47,17 @@ def parse_scales(text: str) -> Optional[int]:
     if not text.isdigit() or int(text) < 1:
         raise SinfreeError(f"--scales must be a positive integer or 'auto', got {text!r}")
     return int(text)
+
+
+def parse_latent(text: str | None) -> str | None:
+    """--latent: checked here (a bad spec or a missing VAE folder fails before any work)."""
+    if text is None:
+        return None
+    try:
+        make_codec(text)
+    except ValueError as error:
+        raise SinfreeError(f"--latent: {error}") from None
+    return text
 
 
 def parse_rho(text: str) -> float:
@@ -79,7 +92,9 @@ def generate(
     eta: Annotated[
         float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5: 0 = DDIM, 1 = full re-noising.")
     ] = 0.0,
-    patch_size: Annotated[int, typer.Option("--patch-size", "-P", min=1, help="Patch size P.")] = 15,
+    patch_size: Annotated[
+        int | None, typer.Option("--patch-size", "-P", min=1, help="Patch size P (default 15; 7 latent px with --latent).")
+    ] = None,
     scales: Annotated[str, typer.Option("--scales", "-S", help="Number of pyramid scales S, or 'auto'.")] = "4",
     min_coarsest: Annotated[
         Optional[float], typer.Option("--min-coarsest", help="With --scales auto: the coarsest short side in px (default 1.5 P).")
@@ -127,6 +142,7 @@ def generate(
         Optional[float],
         typer.Option("--merge", min=0.0, help="exact, ivf: merge patches equal to this tolerance (0: exact duplicates)."),
     ] = None,
+    latent: Annotated[str | None, typer.Option("--latent", help=LATENT_HELP)] = None,
     max_memory_gb: Annotated[
         Optional[float],
         typer.Option("--max-memory-gb", min=0.0, help="Refuse runs estimated above this (default: the free memory)."),
@@ -161,6 +177,7 @@ def generate(
             )
             if value is not None
         },
+        latent=parse_latent(latent),
     )
     run_generation(input, outdir, settings, num_samples, seed, parse_size(size), max_memory_gb, sheet, quiet)
 
@@ -189,9 +206,10 @@ def run_generation(
     if any(path.exists() and path.resolve() == input.resolve() for path in outputs):
         raise OutputError(f"{input}: an output would overwrite the input image; choose another -o")
     (height, width), (out_height, out_width) = pixels.shape[:2], plan.output_shape
+    space = "" if plan.codec is None else f" (latent {plan.codec.name}, {plan.canvas_shape[1]}x{plan.canvas_shape[0]})"
     stderr.print(
-        f"{input.name}: {width}x{height} -> {out_width}x{out_height} px, {plan.num_scales} scales x {settings.steps} steps, "
-        f"backend {settings.backend}, peak memory ~{format_bytes(plan.peak_bytes)}"
+        f"{input.name}: {width}x{height} -> {out_width}x{out_height} px{space}, {plan.num_scales} scales x {settings.steps} steps, "
+        f"backend {settings.backend}, P = {settings.patch_size}, peak memory ~{format_bytes(plan.peak_bytes)}"
     )
     with progress_bar(quiet) as bar:
         task = bar.add_task("generating", total=num_samples * plan.num_scales * settings.steps)
@@ -233,16 +251,36 @@ EtaOption = Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stoch
 PatchOption = Annotated[int, typer.Option("--patch-size", "-P", min=1, help="Patch size P.")]
 ScalesOption = Annotated[str, typer.Option("--scales", "-S", help="Number of pyramid scales S, or 'auto'.")]
 BackendOption = Annotated[str, typer.Option("--backend", help=f"Patch denoiser: {', '.join(backend_names())}.")]
+LATENT_HELP = (
+    f"Denoise in a latent space and decode the result: {LATENT_CHOICES}. pca: a PCA of the input's 8 x 8 pixel "
+    "blocks, fitted to it (no weights); vae:PATH: a diffusers AutoencoderKL folder (the FLUX.1 VAE, or a FLUX.1 folder with vae/)."
+)
+LatentOption = Annotated[str | None, typer.Option("--latent", help=LATENT_HELP)]
+LatentPatchOption = Annotated[
+    int | None, typer.Option("--patch-size", "-P", min=1, help="Patch size P (default 15; 7 latent px with --latent).")
+]
 SheetOption = Annotated[bool, typer.Option("--sheet", help="Also write a sheet of the input beside the outputs.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 InputArgument = Annotated[Path, typer.Argument(help="The reference image.")]
 
 
 def edit_settings(
-    patch_size: int, scales: str, steps: int, eta: float, backend: str, min_coarsest: Optional[float] = None
+    patch_size: int | None,
+    scales: str,
+    steps: int,
+    eta: float,
+    backend: str,
+    min_coarsest: float | None = None,
+    latent: str | None = None,
 ) -> GenerationSettings:
     settings = GenerationSettings(
-        patch_size=patch_size, num_scales=parse_scales(scales), steps=steps, eta=eta, backend=backend, min_coarsest_side=min_coarsest
+        patch_size=patch_size,
+        num_scales=parse_scales(scales),
+        steps=steps,
+        eta=eta,
+        backend=backend,
+        min_coarsest_side=min_coarsest,
+        latent=parse_latent(latent),
     )
     settings.validate()
     return settings
@@ -257,16 +295,17 @@ def retarget(
     seed: SeedOption = 0,
     steps: StepsOption = 10,
     eta: EtaOption = 0.0,
-    patch_size: PatchOption = 15,
+    patch_size: LatentPatchOption = None,
     scales: ScalesOption = "4",
     backend: BackendOption = AUTO,
+    latent: LatentOption = None,
     sheet: SheetOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Resize INPUT to another size keeping its layout: the coarsest scale is the input resized, finer ones are sampled."""
     from .editing import Retarget
 
-    settings = edit_settings(patch_size, scales, steps, eta, backend)
+    settings = edit_settings(patch_size, scales, steps, eta, backend, latent=latent)
     run_generation(input, outdir, settings, num_samples, seed, parse_size(size), None, sheet, quiet, Retarget(), "_retarget")
 
 
@@ -279,17 +318,18 @@ def symmetric(
     seed: SeedOption = 0,
     steps: StepsOption = 10,
     eta: EtaOption = 0.0,
-    patch_size: PatchOption = 15,
+    patch_size: LatentPatchOption = None,
     scales: ScalesOption = "4",
     backend: BackendOption = AUTO,
+    latent: LatentOption = None,
     sheet: SheetOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Generate mirror-symmetric images: one half mirrored onto the other after every denoiser call."""
+    """Generate mirror-symmetric images: one half mirrored onto the other after every denoiser call (and after decoding, with --latent)."""
     from .editing import Symmetric
 
     edit = Symmetric(axis)
-    settings = edit_settings(patch_size, scales, steps, eta, backend)
+    settings = edit_settings(patch_size, scales, steps, eta, backend, latent=latent)
     run_generation(input, outdir, settings, num_samples, seed, None, None, sheet, quiet, edit, f"_symmetric_{axis}")
 
 
@@ -303,21 +343,23 @@ def tile(
     preview: Annotated[bool, typer.Option("--preview", help="Also write each tile repeated 2 x 2, to look for seams.")] = False,
     steps: StepsOption = 10,
     eta: EtaOption = 0.0,
-    patch_size: PatchOption = 15,
+    patch_size: LatentPatchOption = None,
     scales: Annotated[
         str, typer.Option("--scales", "-S", help="Number of scales S, or 'auto': as many as keep the coarsest short side >= 3 P.")
     ] = "auto",
     backend: BackendOption = AUTO,
+    latent: LatentOption = None,
     sheet: SheetOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Generate seamless tiles: every denoiser call blends four circular half-shifts (4x the work)."""
+    """Generate seamless tiles: every denoiser call blends four circular half-shifts (4x the work); a latent decodes periodically."""
     from .editing import Tile, seam_error
     from .image_io import load_image, tensor_to_array
 
     # A periodic coarsest scale under about 3 patches per side collapses to its flattest content (measured
     # on starry_night at 126 x 99: S = 3, coarsest 32 x 25, loses every star; S = 2 keeps them).
-    settings = edit_settings(patch_size, scales, steps, eta, backend, min_coarsest=3 * patch_size)
+    settings = edit_settings(patch_size, scales, steps, eta, backend, latent=latent)
+    settings = replace(settings, min_coarsest_side=3 * settings.patch_size)
     outputs, result = run_generation(input, outdir, settings, num_samples, seed, parse_size(size), None, sheet, quiet, Tile(), "_tile")
     for path, array in zip(outputs, result.samples):
         tensor, pixel_format = load_image(array)

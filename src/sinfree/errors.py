@@ -15,3 +15,7 @@ class OutputError(SinfreeError):
 
 class MemoryBudgetError(SinfreeError):
     """The run would need more memory than allowed; the message gives the estimate."""
+
+
+class MissingModelError(SinfreeError):
+    """A model's weights are not on this machine; the message says what to download and where."""

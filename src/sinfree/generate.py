@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,8 +14,10 @@ import torch
 
 from .backends import AUTO, IMAGE_BACKENDS, backend_class_for, resolve_backend
 from .backends.base import CallStats
+from .errors import InputImageError, SinfreeError
 from .image_denoiser import make_image_denoiser
 from .image_io import ImageLike, load_image, tensor_to_array
+from .latent import LATENT_PATCH_SIZE, Codec, make_codec
 from .memory import check_fits
 from .pyramid import build_pyramid, level_shapes, resolve_num_scales
 from .sampler import sample_scale
@@ -24,11 +27,23 @@ if TYPE_CHECKING:  # sinfree.editing imports this module
     from .editing.base import Edit
 
 
+PIXEL_PATCH_SIZE = 15  # Table 1
+
+
+def default_patch_size(latent) -> int:
+    """The patch size when none is given: Table 1's 15 px in pixel space, the paper's 7 in a latent space."""
+    return PIXEL_PATCH_SIZE if latent is None else LATENT_PATCH_SIZE
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Every knob of the sampler, with the paper's Table-1 defaults."""
+    """Every knob of the sampler, with the paper's Table-1 defaults.
 
-    patch_size: int = 15
+    ``latent``: the space the sampler denoises in (``sinfree.latent``): None for pixels, "pca",
+    "pca:K", "vae:PATH" or a Codec. ``patch_size=None`` becomes 15 in pixel space, 7 in a latent space.
+    """
+
+    patch_size: int | None = None
     num_scales: int | None = 4  # None: automatic from min_coarsest_side
     steps: int = 10
     eta: float = 0.0
@@ -38,6 +53,11 @@ class GenerationSettings:
     min_coarsest_side: float | None = None  # automatic S only; default 1.5 * patch_size
     s_min: float = S_MIN
     backend_options: dict = field(default_factory=dict)  # e.g. {"nprobe": 2, "k": 5} for "ivf"
+    latent: str | Codec | None = None
+
+    def __post_init__(self):
+        if self.patch_size is None:
+            object.__setattr__(self, "patch_size", default_patch_size(self.latent))
 
     def validate(self) -> None:
         if self.patch_size < 1:
@@ -56,6 +76,13 @@ class GenerationSettings:
             raise ValueError(f"backend {self.backend!r} takes no option {', '.join(unknown)}")
         if self.backend_options.get("prune_alpha") is not None and not self.backend_options.get("propagate"):
             raise ValueError("prune_alpha needs propagate=True: pruned queries take their neighbours' candidates")
+        make_codec(self.latent)  # a bad spec or a missing VAE folder fails here
+
+    def record(self, codec: Codec | None = None) -> dict:
+        """The settings as JSON values for the output files; the latent as its (fitted) codec's description."""
+        recorded = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        codec = codec if codec is not None else make_codec(self.latent)
+        return recorded | {"backend_options": dict(self.backend_options), "latent": None if codec is None else codec.describe()}
 
 
 @dataclass(frozen=True)
@@ -86,7 +113,7 @@ def generate(
     num_samples: int = 1,
     size: tuple[int, int] | None = None,
     seed: int = 0,
-    patch_size: int = 15,
+    patch_size: int | None = None,
     num_scales: int | None = 4,
     steps: int = 10,
     eta: float = 0.0,
@@ -94,6 +121,7 @@ def generate(
     stride: int = 1,
     backend: str = AUTO,
     min_coarsest_side: float | None = None,
+    latent: str | Codec | None = None,
     max_memory_bytes: int | None = None,
     progress: Callable[[Progress], None] | None = None,
     **backend_options,
@@ -105,9 +133,13 @@ def generate(
     output (height, width), default the input's; sample i uses the seed ``seed + i``.
     ``num_scales=None`` picks S from ``min_coarsest_side`` (default 1.5 patch sizes). Further
     keywords go to the backend (``backend="ivf", nprobe=2, k=5``).
+
+    ``latent`` samples in a latent space and decodes the result (``sinfree.latent``): "pca" (a PCA of
+    the input's 8 x 8 blocks, fitted to it), "pca:4" (4 x 4 blocks), "vae:PATH" (a diffusers
+    AutoencoderKL folder, e.g. the FLUX.1 VAE) or a Codec; ``patch_size`` then defaults to 7 latent pixels.
     """
     settings = GenerationSettings(
-        patch_size, num_scales, steps, eta, rho, stride, backend, min_coarsest_side, backend_options=backend_options
+        patch_size, num_scales, steps, eta, rho, stride, backend, min_coarsest_side, backend_options=backend_options, latent=latent
     )
     return generate_samples(
         image, settings, num_samples=num_samples, size=size, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress
@@ -129,13 +161,21 @@ def generate_samples(
     ``edit`` (``sinfree.editing``) changes the sampler for an editing application."""
     reference, pixel_format = load_image(image)
     plan = plan_run(reference.shape[0], tuple(reference.shape[-2:]), size, settings, num_samples, max_memory_bytes)
-    output_shape, num_scales = plan.output_shape, plan.num_scales
+    output_shape, num_scales, codec = plan.output_shape, plan.num_scales, plan.codec
+    if codec is not None and edit is not None and not edit.works_in_latent:
+        raise SinfreeError(f"{type(edit).__name__} works in pixel space only: run it without a latent space")
 
     started = time.perf_counter()
-    images, stats = sample_coarse_to_fine(reference, output_shape, settings, num_scales, num_samples, seed, progress, edit)
+    if codec is None:
+        images, stats = sample_coarse_to_fine(reference, output_shape, settings, num_scales, num_samples, seed, progress, edit)
+    else:
+        codec = codec if codec.fitted else codec.fit(reference)
+        images, stats = sample_latent(codec, reference, plan, settings, num_samples, seed, progress, edit)
     elapsed = time.perf_counter() - started
     seeds = [seed + i for i in range(num_samples)]
-    recorded = asdict(settings) | {"num_scales": num_scales, "output_size": [output_shape[1], output_shape[0]]}
+    recorded = settings.record(codec) | {"num_scales": num_scales, "output_size": [output_shape[1], output_shape[0]]}
+    if codec is not None:
+        recorded["latent_size"] = [plan.canvas_shape[1], plan.canvas_shape[0]]
     if edit is not None:
         recorded["edit"] = edit.describe()
     return GenerationResult(
@@ -147,13 +187,43 @@ def generate_samples(
     )
 
 
+def sample_latent(
+    codec: Codec,
+    reference: torch.Tensor,
+    plan: RunPlan,
+    settings: GenerationSettings,
+    num_samples: int,
+    seed: int,
+    progress: Callable[[Progress], None] | None = None,
+    edit: Edit | None = None,
+) -> tuple[list[torch.Tensor], CallStats]:
+    """Coarse-to-fine sampling in ``codec``'s latent space: the reference encoded once, the unchanged
+    sampler on the latent canvas, and each sample decoded to the output size (periodically for a
+    periodic edit; then the edit's ``decoded`` hook, e.g. symmetry re-imposed).
+
+    The reference's pyramid is built from its latent: its coarse levels are then what the
+    TwoScaleBlend's downsampling makes of a latent, and one encode is needed instead of S. Encoding
+    each pixel level instead measured within a few per cent either way (benchmarks/bench_latent_pyramid.py:
+    2-6 % lower patch SWD, 2-3 % higher nearest-patch distance on 11-12 of 15 images)."""
+    latent_reference = codec.encode(reference)
+    latents, stats = sample_coarse_to_fine(
+        latent_reference, plan.canvas_shape, settings, plan.num_scales, num_samples, seed, progress, edit
+    )
+    periodic = edit is not None and edit.periodic
+    images = [codec.decode_to(z, plan.output_shape, periodic=periodic) for z in latents]
+    return ([edit.decoded(image) for image in images] if edit is not None else images), stats
+
+
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run will do, known before it starts."""
+    """What a run will do, known before it starts. ``canvas_shape`` is the full-size canvas the sampler
+    denoises: the output's shape, or its latent's with a ``codec``."""
 
     output_shape: tuple[int, int]
     num_scales: int
     peak_bytes: int
+    codec: Codec | None = None
+    canvas_shape: tuple[int, int] | None = None
 
 
 def plan_run(
@@ -169,13 +239,36 @@ def plan_run(
     settings.validate()
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    codec = make_codec(settings.latent)
     output_shape = tuple(size) if size is not None else tuple(input_shape)
-    num_scales = resolve_num_scales(
-        input_shape, output_shape, settings.patch_size, settings.num_scales, settings.min_coarsest_side
-    )
+    num_scales = resolve_canvas_scales(codec, input_shape, output_shape, settings)
     peak = estimate_peak_bytes(channels, input_shape, output_shape, settings, num_samples)
-    check_fits(peak, max_memory_bytes, f"generating {num_samples} sample(s) of {output_shape[1]}x{output_shape[0]} px")
-    return RunPlan(output_shape=output_shape, num_scales=num_scales, peak_bytes=peak)
+    check_fits(
+        peak,
+        max_memory_bytes,
+        f"generating {num_samples} sample(s) of {output_shape[1]}x{output_shape[0]} px",
+        lambda: memory_alternatives(channels, input_shape, output_shape, settings, num_samples),
+    )
+    canvas_shape = output_shape if codec is None else codec.latent_shape(output_shape)
+    return RunPlan(output_shape=output_shape, num_scales=num_scales, peak_bytes=peak, codec=codec, canvas_shape=canvas_shape)
+
+
+def resolve_canvas_scales(
+    codec: Codec | None, input_shape: tuple[int, int], output_shape: tuple[int, int], settings: GenerationSettings
+) -> int:
+    """S for the canvases the sampler denoises (the latents' with a codec; its errors say so)."""
+    if codec is None:
+        return resolve_num_scales(input_shape, output_shape, settings.patch_size, settings.num_scales, settings.min_coarsest_side)
+    try:
+        return resolve_num_scales(
+            codec.latent_shape(input_shape),
+            codec.latent_shape(output_shape),
+            settings.patch_size,
+            settings.num_scales,
+            settings.min_coarsest_side,
+        )
+    except InputImageError as error:
+        raise InputImageError(f"in the {codec.name} latent space ({codec.factor}x smaller per side, sizes in latent px): {error}") from None
 
 
 def sample_coarse_to_fine(
@@ -187,19 +280,21 @@ def sample_coarse_to_fine(
     seed: int,
     progress: Callable[[Progress], None] | None = None,
     edit: Edit | None = None,
+    pyramid: list[torch.Tensor] | None = None,
 ) -> tuple[list[torch.Tensor], CallStats]:
     """Coarse-to-fine sampling: every scale from pure noise, blended with the coarser result.
 
     Scales run one after another for all samples, so only one scale's patch index is in memory.
     Sample i draws all its noise from a generator seeded with ``seed + i``. Returns the samples
     and the denoiser's work over all scales. An ``edit`` chooses each scale's patch image, start
-    and step count, and wraps its denoiser (``sinfree.editing.Edit``).
+    and step count, and wraps its denoiser (``sinfree.editing.Edit``). ``pyramid`` (levels 0..S-1)
+    replaces the reference's own antialiased pyramid.
     """
     from .editing.base import Edit  # here: sinfree.editing imports this module
 
     edit = edit if edit is not None else Edit()
     edit.prepare(num_scales)
-    pyramid = build_pyramid(reference, num_scales)
+    pyramid = build_pyramid(reference, num_scales) if pyramid is None else pyramid
     canvas_shapes = level_shapes(output_shape, num_scales)
     schedule = flow_schedule(settings.steps, settings.s_min)
     generators = [torch.Generator().manual_seed(seed + i) for i in range(num_samples)]
@@ -261,7 +356,22 @@ def _grid_length(length: int, patch_size: int, stride: int) -> int:
 def estimate_peak_bytes(
     channels: int, input_shape: tuple[int, int], output_shape: tuple[int, int], settings: GenerationSettings, num_samples: int
 ) -> int:
-    """Peak memory of a run, from the full-size scale (the largest patch index and canvas).
+    """Peak memory of a run: the sampler's (``sampler_peak_bytes``) on the pixel canvases or, with a
+    latent space, on the latent ones plus the codec's encoding and decoding (its weights, activations)
+    and the pixel input and outputs, all counted as if alive at once (an upper bound)."""
+    codec = make_codec(settings.latent)
+    if codec is None:
+        return sampler_peak_bytes(channels, input_shape, output_shape, settings, num_samples)
+    latent_channels = codec.latent_channels(channels)
+    sampler = sampler_peak_bytes(latent_channels, codec.latent_shape(input_shape), codec.latent_shape(output_shape), settings, num_samples)
+    pixels = 4 * channels * (input_shape[0] * input_shape[1] + num_samples * output_shape[0] * output_shape[1])
+    return sampler + int(1.2 * (codec.estimate_bytes(channels, input_shape, output_shape) + pixels))
+
+
+def sampler_peak_bytes(
+    channels: int, input_shape: tuple[int, int], output_shape: tuple[int, int], settings: GenerationSettings, num_samples: int
+) -> int:
+    """Peak memory of the sampler, from the full-size scale (the largest patch index and canvas).
 
     Counts the index, the patch set it is built from, one chunk of queries with its copies
     (extracted, denoised, windowed, folded) and the images, plus 20 % for the allocator's slack
@@ -282,3 +392,41 @@ def estimate_peak_bytes(
     pyramid = 2 * 4 * channels * input_shape[0] * input_shape[1]
     canvases = 6 * 4 * channels * output_shape[0] * output_shape[1] * (1 + num_samples)
     return int(1.2 * (index_and_chunk + build + band + pyramid + canvases))
+
+
+def memory_alternatives(
+    channels: int, input_shape: tuple[int, int], output_shape: tuple[int, int], settings: GenerationSettings, num_samples: int
+) -> list[tuple[str, int]]:
+    """Changed settings as (command-line flags, estimated peak bytes), each estimated by
+    ``estimate_peak_bytes`` itself: a larger query stride, a PCA latent space, the patchmatch backend,
+    one sample at a time, and all of these at once (the strongest change of each kind)."""
+    changes = [(f"--stride {stride}", {"stride": stride}, num_samples) for stride in (2, 4) if settings.stride < stride]
+    if settings.latent is None:
+        patch = LATENT_PATCH_SIZE if settings.patch_size == PIXEL_PATCH_SIZE else settings.patch_size
+        changes += [(f"--latent {spec}", {"latent": spec, "patch_size": patch}, num_samples) for spec in ("pca:4", "pca")]
+    if settings.backend not in ("patchmatch", AUTO):
+        changes.append(("--backend patchmatch", {"backend": "patchmatch", "backend_options": {}}, num_samples))
+    if num_samples > 1:
+        changes.append(("-n 1", {}, 1))
+    strongest = {label.split()[0]: (label, change, n) for label, change, n in changes}  # later ones are stronger
+    if len(strongest) > 1:
+        merged = {key: value for _, change, _ in strongest.values() for key, value in change.items()}
+        changes.append((" ".join(label for label, _, _ in strongest.values()), merged, min(n for _, _, n in changes)))
+    found = [_alternative(label, channels, input_shape, output_shape, dataclasses.replace(settings, **change), n) for label, change, n in changes]
+    return [alternative for alternative in found if alternative is not None]
+
+
+def _alternative(
+    label: str, channels: int, input_shape: tuple[int, int], output_shape: tuple[int, int], settings: GenerationSettings, num_samples: int
+) -> tuple[str, int] | None:
+    """(label, estimate) of changed settings; ``--scales auto`` added where S no longer fits the
+    (latent) canvases, None where nothing does."""
+    codec = make_codec(settings.latent)
+    for scales, suffix in ((settings.num_scales, ""), (None, " --scales auto")):
+        changed = dataclasses.replace(settings, num_scales=scales)
+        try:
+            resolve_canvas_scales(codec, input_shape, output_shape, changed)
+        except InputImageError:
+            continue
+        return label + suffix, estimate_peak_bytes(channels, input_shape, output_shape, changed, num_samples)
+    return None

@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from ..threads import one_thread
 from .base import FP32
 from .candidates import CandidateBackend, gathered_scores
 from .merge import merge_patches
@@ -176,7 +177,8 @@ def principal_directions(centred: torch.Tensor, count: int) -> torch.Tensor:
     """The ``count`` leading principal directions (D, count) of centred points (n, D), from their
     covariance (summed in float64, decomposed in float32: a search subspace, 3x faster at D = 675)."""
     covariance = (centred.T.to(torch.float64) @ centred.to(torch.float64)) / max(1, len(centred))
-    _, vectors = torch.linalg.eigh(covariance.to(torch.float32))  # ascending eigenvalues
+    with one_thread():  # threads only contend on a D x D eigh (sinfree.threads)
+        _, vectors = torch.linalg.eigh(covariance.to(torch.float32))  # ascending eigenvalues
     return vectors[:, -count:].flip(1).contiguous()
 
 

@@ -16,7 +16,8 @@ from ..schedule import FlowSchedule
 class Edit:
     """Plain unconditional generation: every hook is the identity."""
 
-    periodic = False  # True: the image wraps around (the sampler's blend resamples circularly)
+    periodic = False  # True: the image wraps around (the sampler's blend resamples circularly; a latent decodes periodically)
+    works_in_latent = True  # False: the edit needs pixels (masks, CLIP): refused with a latent space
 
     def prepare(self, num_scales: int) -> None:
         """Called once before sampling, with the run's number of scales."""
@@ -40,6 +41,10 @@ class Edit:
         """(x_start, start_step) of a scale whose reference level is ``level``: pure noise and all T
         steps by default; start_step 0 keeps x_start as the scale's result without denoising."""
         return noise, schedule.num_steps
+
+    def decoded(self, image: torch.Tensor) -> torch.Tensor:
+        """A sample (C, H, W) decoded from a latent space, with what decoding loses re-imposed (default: as is)."""
+        return image
 
     def describe(self) -> dict:
         """What the edit did, recorded in the output file's settings."""

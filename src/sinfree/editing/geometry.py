@@ -58,6 +58,11 @@ class Symmetric(Edit):
     def wrap(self, denoiser, scale: int):
         return WrappedDenoiser(denoiser, lambda d, x, a, s: mirror(d(x, a, s), self.axis))
 
+    def decoded(self, image: torch.Tensor) -> torch.Tensor:
+        """A decoder does not mirror (a PCA block or a VAE's receptive field is not mirrored with the
+        latent): the decoded pixels are mirrored again, so the output is symmetric exactly."""
+        return mirror(image, self.axis)
+
     def describe(self) -> dict:
         return {"name": "Symmetric", "axis": self.axis}
 

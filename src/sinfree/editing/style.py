@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import SinfreeError
+from ..errors import MissingModelError
 from ..schedule import FlowSchedule
 from .base import Edit
 from .inversion import ddim_invert, nearest_step
@@ -40,10 +40,6 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 MIX = 0.1  # lambda of DESIGN.md
 MIN_CROP = 0.6  # random views: square crops of MIN_CROP..1 of the short side
-
-
-class MissingModelError(SinfreeError):
-    """A model's weights are not on this machine; the message says what to download and where."""
 
 
 # --- loading CLIP -------------------------------------------------------------------------------------------------
@@ -257,6 +253,8 @@ class ClipStyle(Edit):
     """CLIP text-guided style transfer (DESIGN.md §1): invert the content to ``level``, sample back with
     every xhat0 replaced by the CLIP-guided estimate (module docstring). Single scale; the output has
     the content's size."""
+
+    works_in_latent = False  # CLIP guides pixels
 
     def __init__(
         self,

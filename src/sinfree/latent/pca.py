@@ -1,0 +1,129 @@
+"""A per-image linear latent space: PCA of the reference's k x k pixel blocks, in closed form.
+
+Training-free and offline: the codec is fitted to the one reference image (the mean block and the
+leading eigenvectors of the blocks' covariance, ``torch.linalg.eigh`` in float64). A latent pixel is
+the coefficients of one k x k block on those eigenvectors, times one global constant. The map is
+affine with orthonormal rows, so distances between latent patches are the distances between the
+projected pixel blocks times that constant: Eq. 2 in this latent space is Eq. 2 on the projected
+pixel blocks (with noise levels measured in latent units).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..threads import one_thread
+from .codec import Codec, Shape, pad_to_multiple
+
+DEFAULT_BLOCK = 8
+DEFAULT_COMPONENTS = 16  # as the FLUX.1 VAE's 16 channels
+
+
+@dataclass(frozen=True, eq=False)
+class PCACodec(Codec):
+    """PCA of the reference's non-overlapping ``block`` x ``block`` pixel blocks (factor = block),
+    keeping ``components`` principal directions (at most block^2 C).
+
+    ``scale`` (set by ``fit``) makes the latent's RMS equal to the centred pixels' RMS, so the
+    noise schedule meets data of the same spread as in pixel space (unit-order values, like pixels
+    in [-1, 1]); one constant for every channel keeps the map an isometry up to scale.
+    """
+
+    block: int = DEFAULT_BLOCK
+    components: int = DEFAULT_COMPONENTS
+    mean: torch.Tensor | None = None  # (D,) float64, D = C block^2, channel-major like the patches
+    basis: torch.Tensor | None = None  # (D, c) float64, orthonormal columns
+    scale: float = 1.0
+    explained: float = 1.0  # share of the blocks' variance the kept directions hold
+    name = "pca"
+
+    def __post_init__(self):
+        if not 2 <= self.block <= 16:
+            raise ValueError(f"the PCA block size must be in 2..16, got {self.block}")
+        if self.components < 1:
+            raise ValueError(f"the PCA codec needs at least 1 component, got {self.components}")
+
+    @property
+    def factor(self) -> int:
+        return self.block
+
+    @property
+    def fitted(self) -> bool:
+        return self.basis is not None
+
+    def latent_channels(self, image_channels: int) -> int:
+        return min(self.components, image_channels * self.block**2)
+
+    @property
+    def channels(self) -> int:
+        return self.basis.shape[1] if self.fitted else self.components
+
+    def fit(self, image: torch.Tensor) -> PCACodec:
+        """The codec of ``image`` (C, H, W): mean block, top eigenvectors of the blocks' covariance
+        (float64, sign fixed so the largest entry is positive), and the RMS-matching scale."""
+        blocks = to_blocks(pad_to_multiple(image.to(torch.float64), self.block), self.block)
+        mean = blocks.mean(dim=0)
+        centred = blocks - mean
+        with one_thread():  # a D x D problem (D <= 1024): threads only contend
+            values, vectors = torch.linalg.eigh(centred.T @ centred / len(blocks))  # ascending
+        keep = self.latent_channels(image.shape[0])
+        values, vectors = values.flip(0)[:keep].clamp_min(0.0), vectors.flip(1)[:, :keep]
+        signs = torch.sign(vectors.gather(0, vectors.abs().argmax(dim=0, keepdim=True)))
+        vectors = vectors * signs
+        total = centred.square().mean(dim=0).sum().item()  # trace of the covariance
+        kept = values.sum().item()
+        pixel_rms, latent_rms = math.sqrt(total / blocks.shape[1]), math.sqrt(kept / keep)
+        scale = pixel_rms / latent_rms if latent_rms > 0 else 1.0
+        return dataclasses.replace(self, mean=mean, basis=vectors, scale=scale, explained=kept / total if total > 0 else 1.0)
+
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        self._check_fitted()
+        if image.shape[0] * self.block**2 != len(self.mean):
+            raise ValueError(f"this PCA codec was fitted to {len(self.mean) // self.block**2}-channel images, got {image.shape[0]} channels")
+        height, width = self.latent_shape(tuple(image.shape[-2:]))
+        blocks = to_blocks(pad_to_multiple(image.to(torch.float64), self.block), self.block)
+        coefficients = (blocks - self.mean) @ self.basis * self.scale
+        return coefficients.T.reshape(-1, height, width).to(torch.float32).contiguous()
+
+    def decode(self, latent: torch.Tensor, *, periodic: bool = False) -> torch.Tensor:
+        """Linear reconstruction, block by block. The blocks do not overlap, so every decoding is
+        periodic already: ``periodic`` changes nothing."""
+        self._check_fitted()
+        channels, height, width = latent.shape
+        coefficients = latent.to(torch.float64).reshape(channels, -1).T / self.scale
+        blocks = coefficients @ self.basis.T + self.mean
+        return from_blocks(blocks, height, width, self.block).to(torch.float32)
+
+    def describe(self) -> dict:
+        described = {"name": self.name, "factor": self.factor, "block": self.block, "components": self.components}
+        if self.fitted:
+            described |= {"channels": self.basis.shape[1], "scale": round(self.scale, 6), "explained_variance": round(self.explained, 6)}
+        return described
+
+    def estimate_bytes(self, image_channels: int, input_shape: Shape, output_shape: Shape) -> int:
+        """float64 blocks and their centred copy (fit, encode), and the decoded blocks of one output."""
+        pixels = max(input_shape[0] * input_shape[1], output_shape[0] * output_shape[1])
+        return 8 * 4 * image_channels * pixels
+
+    def _check_fitted(self) -> None:
+        if not self.fitted:
+            raise ValueError("the PCA codec is not fitted: call fit(reference) first")
+
+
+def to_blocks(image: torch.Tensor, block: int) -> torch.Tensor:
+    """(C, H, W), sides multiples of ``block`` -> (H/block * W/block, C block^2), rows in raster order,
+    each block flattened channel-major (as ``all_patches``)."""
+    channels, height, width = image.shape
+    grid = image.reshape(channels, height // block, block, width // block, block)
+    return grid.permute(1, 3, 0, 2, 4).reshape(-1, channels * block * block)
+
+
+def from_blocks(blocks: torch.Tensor, height: int, width: int, block: int) -> torch.Tensor:
+    """Inverse of ``to_blocks`` for a grid of ``height`` x ``width`` blocks -> (C, height block, width block)."""
+    channels = blocks.shape[1] // (block * block)
+    grid = blocks.reshape(height, width, channels, block, block)
+    return grid.permute(2, 0, 3, 1, 4).reshape(channels, height * block, width * block)
