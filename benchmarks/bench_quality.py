@@ -85,12 +85,44 @@ def image_figures(image: Path, spec: str, seeds: int, cache: Path) -> dict[str, 
     reference, _ = load_image(image)
     made = [cached_sample(image, spec, seed, cache) for seed in range(seeds)]
     samples = [load_image(array)[0] for array, _ in made]
+    swd = [sliced_wasserstein(s, reference) for s in samples]
+    nn = [nearest_patch_distance(s, reference) for s in samples]
     return {
         "seconds": float(np.mean([s for _, s in made])),
-        "swd": float(np.mean([sliced_wasserstein(s, reference) for s in samples])),
-        "nn_dist": float(np.mean([nearest_patch_distance(s, reference) for s in samples])),
+        "swd": float(np.mean(swd)),
+        "nn_dist": float(np.mean(nn)),
         "diversity": pixel_diversity(samples, reference) if len(samples) > 1 else float("nan"),
+        "swd_se": standard_error(swd),
+        "nn_dist_se": standard_error(nn),
     }
+
+
+def standard_error(values: list[float]) -> float:
+    """Standard error of the mean over the seeds (nan for one seed)."""
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+def per_image_ratios(rows: dict, specs: list[str]) -> str:
+    """Each image's ratio of every figure to the first backend's, and whether a per-figure
+    difference exceeds twice the combined standard error over the seeds (``*``: the seeds cannot
+    tell the two apart otherwise; copy-heavy images vary by 10x between seeds)."""
+    base_spec = specs[0]
+    lines = [f"{'image':18s} {'backend':24s} {'SWD ratio':>10s} {'NN ratio':>10s} {'div ratio':>10s}"]
+    for image in sorted(rows[base_spec]):
+        base = rows[base_spec][image]
+        for spec in specs[1:]:
+            row = rows[spec].get(image)
+            if row is None:
+                continue
+            cells = []
+            for figure in FIGURES:
+                ratio = row[figure] / base[figure]
+                se_key = f"{figure}_se"
+                spread = 2 * np.hypot(row.get(se_key, np.nan), base.get(se_key, np.nan))
+                significant = abs(row[figure] - base[figure]) > spread if np.isfinite(spread) else False
+                cells.append(f"{ratio:9.3f}{'*' if significant else ' '}")
+            lines.append(f"{image:18s} {spec:24s} " + " ".join(cells))
+    return "\n".join(lines)
 
 
 def summarise(rows: dict[str, dict[str, dict[str, float]]], specs: list[str]) -> dict[str, dict[str, float]]:
@@ -130,7 +162,7 @@ def main() -> None:
             else:
                 rows[spec][image.stem] = image_figures(image, spec, args.seeds, args.cache)
             print(
-                f"  {spec:24s} {image.stem:18s} " + " ".join(f"{k} {v:.4g}" for k, v in rows[spec][image.stem].items()),
+                f"  {spec:24s} {image.stem:18s} " + " ".join(f"{k} {v:.4g}" for k, v in rows[spec][image.stem].items() if not k.endswith("_se")),
                 flush=True,
             )
     means = summarise(rows, args.backends)
@@ -141,6 +173,8 @@ def main() -> None:
         print(
             f"{spec:24s} {m['seconds']:9.2f} {m['speed_up']:8.1f}x {m['swd']:8.4f} {m['nn_dist']:8.4f} {m['diversity']:9.3f}  {ratios}"
         )
+    print("\nper image, ratios to the first backend (* = the difference exceeds 2 standard errors over the seeds)")
+    print(per_image_ratios(rows, args.backends))
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "means": means, "seeds": args.seeds}, indent=1))
 
