@@ -80,6 +80,25 @@ def test_search_finds_exact_matches(crop):
     assert found.mean() > 0.95
 
 
+def test_full_distance_passes_find_nearest_patches_the_subspace_misses(crop):
+    """At the sharp last steps, passes scored by full distances find exact matches that a search in a
+    poor (2-dimensional) subspace misses; above ``full_search_below`` they do not run."""
+    shifted = crop[:, 3:27, 4:32]
+    rows, cols = patch_positions(24, 7).numpy(), patch_positions(28, 7).numpy()
+    wp = 36 - 7 + 1
+    expected = ((rows[:, None] + 3) * wp + (cols[None, :] + 4)).reshape(-1, 1)
+
+    def found(**options):
+        fused = PatchMatchDenoiser(crop, 7, k=2, tail=0, project=2, passes=1, first_passes=1, **options)
+        fused(shifted, 1.0, 0.01)
+        return (fused.field[0] == expected).any(axis=1).mean()
+
+    subspace_only = found(full_passes=0)
+    assert subspace_only < 0.9
+    assert found(full_passes=2) > subspace_only + 0.05
+    assert found(full_passes=2, full_search_below=0.001) == subspace_only
+
+
 def test_sliding_distances_equal_full_sums(crop):
     """On a coherent field (a shifted crop of the reference finds itself) most distances are slid
     from the left neighbour's (one column out, one in); all must equal float64 full sums to 1e-5

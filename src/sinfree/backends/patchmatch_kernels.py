@@ -112,6 +112,25 @@ def _try(query, members, alpha, position, cand_row, dist_row):
         _insert(cand_row, dist_row, position, d)
 
 
+@njit(inline="always")
+def _try_full(x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row):
+    """Score a candidate position by its full distance and keep it if it beats the worst of the k."""
+    if _contains(cand_row, position):
+        return
+    pr = position // wp
+    d = _distance(x, qr, qc0, scaled, pr, (position - pr * wp) * channels, patch_size, patch_size * channels)
+    if d < dist_row[dist_row.shape[0] - 1]:
+        _insert(cand_row, dist_row, position, d)
+
+
+@njit(inline="always")
+def _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row):
+    if full:
+        _try_full(x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row)
+    else:
+        _try(query, members, alpha, position, cand_row, dist_row)
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def random_field(num_queries, k, num_positions, seed):
     """k distinct random candidate positions per query (all positions, in order, when k >= their number)."""
@@ -232,7 +251,9 @@ def exact_distances(x, scaled, xt, scaled_t, rows, cols, cand, lower_bounds, cut
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def propagate_and_search(queries, members, alpha, num_cols, cand, dist, row_step, col_step, hp, wp, band_rows, forward, seed):
+def propagate_and_search(
+    queries, members, alpha, num_cols, cand, dist, row_step, col_step, hp, wp, band_rows, forward, seed, full, x, scaled, rows, cols, channels, patch_size
+):
     """One PatchMatch pass (Barnes et al. 2009) over the query grid in the principal subspace, in
     bands of ``band_rows`` grid rows run in parallel: each query tries its two already-visited
     neighbours' candidates shifted by the offset between the queries (left and above on a forward
@@ -240,7 +261,11 @@ def propagate_and_search(queries, members, alpha, num_cols, cand, dist, row_step
     halving from the whole image down to one pixel. A neighbour in another band is read from the
     candidates as they were before the pass, so the result does not depend on the order the bands
     run in. ``row_step`` / ``col_step`` (grid rows - 1, grid cols - 1): pixel offsets between
-    consecutive grid rows / columns."""
+    consecutive grid rows / columns.
+
+    ``full``: candidates are scored by their full distance ``||x_q - a y_p||^2`` (``x``, ``scaled`` =
+    a * reference, (rows, width * C) layout) instead of the subspace one, and ``dist`` holds full
+    distances (sorted ascending): the classic PatchMatch, exact nearest neighbours where it converges."""
     num_rows = cand.shape[0] // num_cols
     k = cand.shape[1]
     before = cand.copy()
@@ -255,6 +280,7 @@ def propagate_and_search(queries, members, alpha, num_cols, cand, dist, row_step
                 c = n_c if forward else num_cols - 1 - n_c
                 q = r * num_cols + c
                 query, cand_row, dist_row = queries[q], cand[q], dist[q]
+                qr, qc0 = rows[r], cols[c] * channels
                 # the neighbour visited just before along the row, and the one in the previous row
                 c_prev = c - step
                 if 0 <= c_prev < num_cols:
@@ -262,7 +288,7 @@ def propagate_and_search(queries, members, alpha, num_cols, cand, dist, row_step
                     for j in range(k):
                         p = cand[q - step, j]
                         if p >= 0 and 0 <= p % wp + dc < wp:
-                            _try(query, members, alpha, p + dc, cand_row, dist_row)
+                            _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, p + dc, cand_row, dist_row)
                 r_prev = r - step
                 if 0 <= r_prev < num_rows:
                     dr = row_step[min(r, r_prev)] * step
@@ -271,7 +297,7 @@ def propagate_and_search(queries, members, alpha, num_cols, cand, dist, row_step
                     for j in range(k):
                         p = cand[neighbour, j] if in_band else before[neighbour, j]
                         if p >= 0 and 0 <= p // wp + dr < hp:
-                            _try(query, members, alpha, p + dr * wp, cand_row, dist_row)
+                            _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, p + dr * wp, cand_row, dist_row)
                 # random search around the best candidate
                 best = cand_row[0]
                 br, bc = best // wp, best % wp
@@ -283,7 +309,7 @@ def propagate_and_search(queries, members, alpha, num_cols, cand, dist, row_step
                     pr = lo_r + _random_below(seed, q, draw, hi_r - lo_r + 1)
                     pc = lo_c + _random_below(seed, q, draw + 1, hi_c - lo_c + 1)
                     draw += 2
-                    _try(query, members, alpha, pr * wp + pc, cand_row, dist_row)
+                    _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, pr * wp + pc, cand_row, dist_row)
                     radius //= 2
 
 
