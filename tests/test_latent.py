@@ -63,6 +63,22 @@ def test_pca_is_exact_for_an_image_in_its_span():
     assert torch.allclose(codec.encode(codec.decode(latent)), latent, atol=1e-4)
 
 
+def test_pca_in_bands_equals_one_band(monkeypatch):
+    """Fit, encode and decode walk the blocks in bands (bounded float64 memory): bands of 5 blocks (a
+    partial last band, bands narrower than a row) give what one band of all blocks gives."""
+    import sinfree.latent.pca as pca
+
+    image, _ = load_image(EXAMPLE)  # 124 x 93: padded to 128 x 96, a 12 x 16 grid of blocks
+    monkeypatch.setattr(pca, "BAND_BLOCKS", 1 << 20)
+    whole = PCACodec().fit(image)
+    latent, decoded = whole.encode(image), whole.decode(whole.encode(image))
+    monkeypatch.setattr(pca, "BAND_BLOCKS", 5)
+    banded = PCACodec().fit(image)
+    assert torch.allclose(banded.basis, whole.basis, atol=1e-9) and banded.scale == pytest.approx(whole.scale, rel=1e-12)
+    assert torch.equal(banded.encode(image), latent) or torch.allclose(banded.encode(image), latent, atol=1e-6)
+    assert torch.allclose(banded.decode(latent), decoded, atol=1e-6)
+
+
 def test_pca_latent_has_the_pixels_spread_and_is_an_isometry_up_to_scale():
     """Eq. 2 in the latent space is Eq. 2 on projected pixel blocks: latent distances are the projected
     blocks' distances times the one scale, and the latent's RMS equals the centred pixels' RMS."""

@@ -143,6 +143,16 @@ def generate(
         typer.Option("--merge", min=0.0, help="exact, ivf: merge patches equal to this tolerance (0: exact duplicates)."),
     ] = None,
     latent: Annotated[str | None, typer.Option("--latent", help=LATENT_HELP)] = None,
+    rectify: Annotated[
+        float | None,
+        typer.Option(
+            "--rectify",
+            min=0.0,
+            max=1.0,
+            help="Energy rectification for outputs larger than the input (e.g. 0.5): xhat0 extrapolated towards the "
+            "kernel of width GAMMA s_t until its high-frequency energy matches a run at the input's size. Off by default.",
+        ),
+    ] = None,
     max_memory_gb: Annotated[
         Optional[float],
         typer.Option("--max-memory-gb", min=0.0, help="Refuse runs estimated above this (default: the free memory)."),
@@ -178,6 +188,7 @@ def generate(
             if value is not None
         },
         latent=parse_latent(latent),
+        rectify=rectify,
     )
     run_generation(input, outdir, settings, num_samples, seed, parse_size(size), max_memory_gb, sheet, quiet)
 

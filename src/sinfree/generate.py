@@ -14,6 +14,7 @@ import torch
 
 from .backends import AUTO, IMAGE_BACKENDS, backend_class_for, resolve_backend
 from .backends.base import CallStats
+from .energy import EnergyRectifier, calibrate
 from .errors import InputImageError, SinfreeError
 from .image_denoiser import make_image_denoiser
 from .image_io import ImageLike, load_image, tensor_to_array
@@ -54,6 +55,7 @@ class GenerationSettings:
     s_min: float = S_MIN
     backend_options: dict = field(default_factory=dict)  # e.g. {"nprobe": 2, "k": 5} for "ivf"
     latent: str | Codec | None = None
+    rectify: float | None = None  # energy rectification (DESIGN.md §2, sinfree.energy): the sharper kernel's width factor gamma
 
     def __post_init__(self):
         if self.patch_size is None:
@@ -76,6 +78,8 @@ class GenerationSettings:
             raise ValueError(f"backend {self.backend!r} takes no option {', '.join(unknown)}")
         if self.backend_options.get("prune_alpha") is not None and not self.backend_options.get("propagate"):
             raise ValueError("prune_alpha needs propagate=True: pruned queries take their neighbours' candidates")
+        if self.rectify is not None and not 0.0 < self.rectify < 1.0:
+            raise ValueError(f"rectify (the sharper kernel's width factor gamma) must be in (0, 1), got {self.rectify}")
         make_codec(self.latent)  # a bad spec or a missing VAE folder fails here
 
     def record(self, codec: Codec | None = None) -> dict:
@@ -94,6 +98,7 @@ class Progress:
     step: int  # t, num_steps .. 1
     calls_done: int
     calls_total: int
+    xhat0: torch.Tensor | None = field(default=None, repr=False, compare=False)  # this step's xhat0 (energy.EnergyTrace)
 
 
 @dataclass
@@ -122,6 +127,7 @@ def generate(
     backend: str = AUTO,
     min_coarsest_side: float | None = None,
     latent: str | Codec | None = None,
+    rectify: float | None = None,
     max_memory_bytes: int | None = None,
     progress: Callable[[Progress], None] | None = None,
     **backend_options,
@@ -137,9 +143,14 @@ def generate(
     ``latent`` samples in a latent space and decodes the result (``sinfree.latent``): "pca" (a PCA of
     the input's 8 x 8 blocks, fitted to it), "pca:4" (4 x 4 blocks), "vae:PATH" (a diffusers
     AutoencoderKL folder, e.g. the FLUX.1 VAE) or a Codec; ``patch_size`` then defaults to 7 latent pixels.
+
+    ``rectify=gamma`` (e.g. 0.5) keeps an output larger than the input as sharp as one at the input's
+    size: xhat0 is extrapolated towards the denoiser with kernel width gamma s_t until its high-frequency
+    energy matches a run at the input's size (``sinfree.energy``, DESIGN.md §2); None (default) is off.
     """
     settings = GenerationSettings(
-        patch_size, num_scales, steps, eta, rho, stride, backend, min_coarsest_side, backend_options=backend_options, latent=latent
+        patch_size, num_scales, steps, eta, rho, stride, backend, min_coarsest_side,
+        backend_options=backend_options, latent=latent, rectify=rectify,
     )
     return generate_samples(
         image, settings, num_samples=num_samples, size=size, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress
@@ -298,6 +309,9 @@ def sample_coarse_to_fine(
     canvas_shapes = level_shapes(output_shape, num_scales)
     schedule = flow_schedule(settings.steps, settings.s_min)
     generators = [torch.Generator().manual_seed(seed + i) for i in range(num_samples)]
+    targets = None  # energy rectification: the HF energy curve of a run at the reference's size (sinfree.energy)
+    if settings.rectify is not None and tuple(output_shape) != tuple(reference.shape[-2:]):
+        targets = calibrate(reference, settings, num_scales, seed, pyramid)
     finished: list[torch.Tensor | None] = [None] * num_samples
     calls_total = num_samples * num_scales * settings.steps
     calls_done = 0
@@ -311,6 +325,8 @@ def sample_coarse_to_fine(
                 patch_image, settings.patch_size, stride=settings.stride, rho=settings.rho, backend=backend, **options
             )
         scale_denoiser = edit.wrap(denoiser, scale)
+        if targets is not None:
+            scale_denoiser = EnergyRectifier(scale_denoiser, patch_image, targets[scale], settings.rectify)
         for i, generator in enumerate(generators):
             noise = torch.randn(reference.shape[0], *canvas_shapes[scale], generator=generator)
             x_start, start_step = edit.start(scale, pyramid[scale], noise, schedule, scale_denoiser)
@@ -319,7 +335,7 @@ def sample_coarse_to_fine(
                 nonlocal calls_done
                 calls_done += 1
                 if progress is not None:
-                    progress(Progress(i, scale, t, calls_done, calls_total))
+                    progress(Progress(i, scale, t, calls_done, calls_total, xhat0))
 
             finished[i] = sample_scale(
                 scale_denoiser,
@@ -365,6 +381,7 @@ def estimate_peak_bytes(
     latent_channels = codec.latent_channels(channels)
     sampler = sampler_peak_bytes(latent_channels, codec.latent_shape(input_shape), codec.latent_shape(output_shape), settings, num_samples)
     pixels = 4 * channels * (input_shape[0] * input_shape[1] + num_samples * output_shape[0] * output_shape[1])
+    pixels += 24 * channels * output_shape[0] * output_shape[1]  # tensor_to_array's float64 copies of one sample
     return sampler + int(1.2 * (codec.estimate_bytes(channels, input_shape, output_shape) + pixels))
 
 

@@ -21,6 +21,7 @@ from .codec import Codec, Shape, pad_to_multiple
 
 DEFAULT_BLOCK = 8
 DEFAULT_COMPONENTS = 16  # as the FLUX.1 VAE's 16 channels
+BAND_BLOCKS = 1 << 14  # blocks per band of fit, encode and decode (float64: 25 MB at 8 x 8 x 3)
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,19 +65,27 @@ class PCACodec(Codec):
 
     def fit(self, image: torch.Tensor) -> PCACodec:
         """The codec of ``image`` (C, H, W): mean block, top eigenvectors of the blocks' covariance
-        (float64, sign fixed so the largest entry is positive), and the RMS-matching scale."""
-        blocks = to_blocks(pad_to_multiple(image.to(torch.float64), self.block), self.block)
-        mean = blocks.mean(dim=0)
-        centred = blocks - mean
+        (float64, sign fixed so the largest entry is positive), and the RMS-matching scale.
+        The covariance is summed in float64 over bands of blocks (BAND_BLOCKS at a time), so no
+        float64 copy of the whole image exists (1.6 GB for an 8192^2 RGB image)."""
+        dim = image.shape[0] * self.block**2
+        count, total_sum, gram = 0, torch.zeros(dim, dtype=torch.float64), torch.zeros(dim, dim, dtype=torch.float64)
+        for _, blocks in _block_bands(image, self.block):
+            count += len(blocks)
+            total_sum += blocks.sum(dim=0)
+            gram.addmm_(blocks.T, blocks)
+        mean = total_sum / count
+        covariance = gram / count - torch.outer(mean, mean)
+        covariance = (covariance + covariance.T) / 2
         with one_thread():  # a D x D problem (D <= 1024): threads only contend
-            values, vectors = torch.linalg.eigh(centred.T @ centred / len(blocks))  # ascending
+            values, vectors = torch.linalg.eigh(covariance)  # ascending
         keep = self.latent_channels(image.shape[0])
         values, vectors = values.flip(0)[:keep].clamp_min(0.0), vectors.flip(1)[:, :keep]
         signs = torch.sign(vectors.gather(0, vectors.abs().argmax(dim=0, keepdim=True)))
         vectors = vectors * signs
-        total = centred.square().mean(dim=0).sum().item()  # trace of the covariance
+        total = covariance.diagonal().sum().clamp_min(0.0).item()  # trace of the covariance
         kept = values.sum().item()
-        pixel_rms, latent_rms = math.sqrt(total / blocks.shape[1]), math.sqrt(kept / keep)
+        pixel_rms, latent_rms = math.sqrt(total / dim), math.sqrt(kept / keep)
         scale = pixel_rms / latent_rms if latent_rms > 0 else 1.0
         return dataclasses.replace(self, mean=mean, basis=vectors, scale=scale, explained=kept / total if total > 0 else 1.0)
 
@@ -85,18 +94,26 @@ class PCACodec(Codec):
         if image.shape[0] * self.block**2 != len(self.mean):
             raise ValueError(f"this PCA codec was fitted to {len(self.mean) // self.block**2}-channel images, got {image.shape[0]} channels")
         height, width = self.latent_shape(tuple(image.shape[-2:]))
-        blocks = to_blocks(pad_to_multiple(image.to(torch.float64), self.block), self.block)
-        coefficients = (blocks - self.mean) @ self.basis * self.scale
-        return coefficients.T.reshape(-1, height, width).to(torch.float32).contiguous()
+        latent = torch.empty(self.basis.shape[1], height, width, dtype=torch.float32)
+        projection = self.basis * self.scale
+        for rows, blocks in _block_bands(image, self.block):  # float64 per band of block rows
+            latent[:, rows] = ((blocks - self.mean) @ projection).T.reshape(-1, rows.stop - rows.start, width).to(torch.float32)
+        return latent
 
     def decode(self, latent: torch.Tensor, *, periodic: bool = False) -> torch.Tensor:
-        """Linear reconstruction, block by block. The blocks do not overlap, so every decoding is
-        periodic already: ``periodic`` changes nothing."""
+        """Linear reconstruction, block by block (float64 per band of block rows). The blocks do not
+        overlap, so every decoding is periodic already: ``periodic`` changes nothing."""
         self._check_fitted()
         channels, height, width = latent.shape
-        coefficients = latent.to(torch.float64).reshape(channels, -1).T / self.scale
-        blocks = coefficients @ self.basis.T + self.mean
-        return from_blocks(blocks, height, width, self.block).to(torch.float32)
+        image = torch.empty(len(self.mean) // self.block**2, height * self.block, width * self.block, dtype=torch.float32)
+        reconstruction = self.basis.T / self.scale
+        band = max(1, BAND_BLOCKS // width)
+        for start in range(0, height, band):
+            stop = min(height, start + band)
+            coefficients = latent[:, start:stop].to(torch.float64).reshape(channels, -1).T
+            blocks = torch.addmm(self.mean, coefficients, reconstruction)
+            image[:, start * self.block : stop * self.block] = from_blocks(blocks, stop - start, width, self.block)
+        return image
 
     def describe(self) -> dict:
         described = {"name": self.name, "factor": self.factor, "block": self.block, "components": self.components}
@@ -105,13 +122,26 @@ class PCACodec(Codec):
         return described
 
     def estimate_bytes(self, image_channels: int, input_shape: Shape, output_shape: Shape) -> int:
-        """float64 blocks and their centred copy (fit, encode), and the decoded blocks of one output."""
+        """A padded float32 copy of the input (fit, encode) and three float64 bands of blocks."""
         pixels = max(input_shape[0] * input_shape[1], output_shape[0] * output_shape[1])
-        return 8 * 4 * image_channels * pixels
+        band = min(BAND_BLOCKS, -(-pixels // self.block**2) + max(input_shape[1], output_shape[1]))  # + one row of blocks
+        return 4 * image_channels * pixels + 3 * 8 * band * image_channels * self.block**2
 
     def _check_fitted(self) -> None:
         if not self.fitted:
             raise ValueError("the PCA codec is not fitted: call fit(reference) first")
+
+
+def _block_bands(image: torch.Tensor, block: int):
+    """(rows, blocks) over bands of about BAND_BLOCKS blocks of ``image`` (C, H, W) padded to
+    multiples of ``block``: ``rows`` the band's block rows (a slice), ``blocks`` (n, C block^2) float64."""
+    if image.shape[-2] % block or image.shape[-1] % block:
+        image = pad_to_multiple(image, block)
+    block_rows, block_cols = image.shape[-2] // block, image.shape[-1] // block
+    band = max(1, BAND_BLOCKS // block_cols)
+    for start in range(0, block_rows, band):
+        stop = min(block_rows, start + band)
+        yield slice(start, stop), to_blocks(image[:, start * block : stop * block].to(torch.float64), block)
 
 
 def to_blocks(image: torch.Tensor, block: int) -> torch.Tensor:
