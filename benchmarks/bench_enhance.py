@@ -1,7 +1,8 @@
 """Enhancement benchmark (issue 6, item 4): sinfree's training-free restoration (``sinfree.enhance.enhance``)
 against classical baselines on real images that ship with packages, under synthetic degradations.
 
-    python benchmarks/bench_enhance.py [--out benchmarks/results_enhance.json] [--crop 128] [--images a,b]
+    python benchmarks/bench_enhance.py [--crop 128] [--out results_enhance.json] [--text results_enhance.txt]
+                                      [--images a,b] [--rows r1,r2] [--method two-stage|one-stage]
 
 Images (float gray in [0, 1]; centre crops of at most ``--crop`` px per side, rounded down to a multiple
 of 4 so that x2 / x4 downsampling is exact): pydicom's CT_small.dcm and MR_small.dcm and nibabel's
@@ -15,7 +16,7 @@ peak of 30 counts (counts ~ Poisson(30 x)); Rician sigma 0.05 (|x + n1 + i n2|);
 antialiased bicubic); 30 % of pixels missing (uniformly at random).
 
 Methods. ``ours``: ``enhance`` with the true degradation parameters (sigma, noise model, blur width and
-noise, scale, mask), every other setting its default. Noise rows: scikit-image ``denoise_nl_means``
+noise (0 for the noise-free super-resolution and inpainting rows), scale, mask), every other setting its default (``--method``: two-stage, the default, or one-stage). Noise rows: scikit-image ``denoise_nl_means``
 (h = 0.8 sigma, patch 5, distance 6, fast_mode, sigma given) and ``denoise_tv_chambolle`` (weight =
 sigma, not tuned); Gaussian rows: ``bm3d.bm3d`` (sigma_psd = sigma). Poisson: the baselines run on
 counts / 30 with sigma = sqrt(mean(x) / 30), the image-wide mean noise std (no variance stabilisation);
@@ -26,12 +27,15 @@ then cropped). Super-resolution: bicubic (``skimage.transform.resize``, order 3)
 super-resolution the nearest-neighbour upsampling).
 
 PSNR and SSIM: ``skimage.metrics`` with data_range = the clean crop's max - min. Seconds: wall time per
-image per method on this machine (CPU), after one untimed warm-up call of ``enhance``.
+image per method on this machine (CPU), after one untimed warm-up call of ``enhance``. The table's last
+columns: the best baseline of the row (highest mean PSNR among non-local means, TV, BM3D, Richardson-Lucy,
+bicubic and biharmonic) and ours minus it, and ours minus non-local means.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -46,7 +50,7 @@ from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, inpaint_
 from skimage.transform import resize as sk_resize
 from skimage.util import img_as_float
 
-from sinfree.enhance import enhance
+from sinfree.enhance import enhance as sinfree_enhance
 from sinfree.enhance.operators import gaussian_blur
 from sinfree.resize import resize as sf_resize
 
@@ -69,6 +73,7 @@ ROWS = (
     "missing30",
 )
 METHODS = ("input", "ours", "nlm", "tv", "bm3d", "rl", "bicubic", "biharmonic")
+BASELINES = ("nlm", "tv", "bm3d", "rl", "bicubic", "biharmonic")
 BLUR, BLUR_NOISE, PEAK, RICIAN = 1.5, 0.01, 30.0, 0.05
 
 
@@ -89,9 +94,9 @@ def _centre(a: np.ndarray, crop: int) -> np.ndarray:
 def load_images(crop: int) -> dict[str, np.ndarray]:
     import nibabel
     import pydicom
-    import skimage.data as data
     from nibabel.testing import data_path
     from pydicom.data import get_testdata_file
+    from skimage import data
 
     images = {}
     for name in ("CT_small.dcm", "MR_small.dcm"):
@@ -122,12 +127,13 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def run_row(clean: np.ndarray, row: str, seed: int) -> dict[str, tuple[np.ndarray, float]]:
+def run_row(clean: np.ndarray, row: str, seed: int, method: str = "two-stage") -> dict[str, tuple[np.ndarray, float]]:
     """{method: (restored image on the clean grid in [0, 1] units, seconds)} for one image and one row."""
     rng = np.random.default_rng(seed)
+    enhance = functools.partial(sinfree_enhance, method=method)
     out: dict[str, tuple[np.ndarray, float]] = {}
     h, w = clean.shape
-    if row.startswith("gauss") or row.startswith("poisson") or row.startswith("rician"):
+    if row.startswith(("gauss", "poisson", "rician")):
         if row.startswith("gauss"):
             sigma = float(row[5:]) / 255
             y = clean + rng.normal(0, sigma, clean.shape)
@@ -164,13 +170,13 @@ def run_row(clean: np.ndarray, row: str, seed: int) -> dict[str, tuple[np.ndarra
         scale = int(row[4:])
         low = sf_resize(torch.from_numpy(clean)[None], (h // scale, w // scale))[0].numpy()
         out["input"] = (np.repeat(np.repeat(low, scale, 0), scale, 1), 0.0)
-        out["ours"] = timed(lambda: enhance(low, "superres", scale=scale).mean)
+        out["ours"] = timed(lambda: enhance(low, "superres", scale=scale, sigma=0).mean)
         out["bicubic"] = timed(lambda: sk_resize(low, (h, w), order=3, mode="reflect", anti_aliasing=False))
     elif row.startswith("missing"):
         missing = rng.random(clean.shape) < 0.3
         y = np.where(missing, 0.0, clean)
         out["input"] = (y, 0.0)
-        out["ours"] = timed(lambda: enhance(y, "inpaint", mask=missing).mean)
+        out["ours"] = timed(lambda: enhance(y, "inpaint", mask=missing, sigma=0).mean)
         out["biharmonic"] = timed(lambda: inpaint_biharmonic(y, missing))
     else:
         raise ValueError(row)
@@ -188,66 +194,114 @@ def score(clean: np.ndarray, image: np.ndarray) -> tuple[float, float]:
 # ---- table
 
 
+def mean_scores(per_image: dict, row: str, method: str) -> dict[str, float] | None:
+    """Mean PSNR, SSIM and seconds of ``method`` on ``row`` over the images, None where it did not run."""
+    entries = [per_image[name][row][method] for name in per_image if method in per_image[name][row]]
+    if not entries:
+        return None
+    return {key: float(np.mean([e[key] for e in entries])) for key in ("psnr", "ssim", "seconds")}
+
+
+def best_baseline(per_image: dict, row: str) -> tuple[str, dict[str, float]] | None:
+    """The baseline with the highest mean PSNR on ``row``, and its mean scores."""
+    scored = [(m, mean_scores(per_image, row, m)) for m in BASELINES]
+    scored = [(m, s) for m, s in scored if s is not None]
+    return max(scored, key=lambda item: item[1]["psnr"]) if scored else None
+
+
 def table(per_image: dict, rows: tuple[str, ...]) -> str:
+    extra = f"{'best baseline':>26}{'ours - best':>13}{'ours - nlm':>12}"
     header = f"{'degradation':<12}" + "".join(f"{m:>17}" for m in METHODS)
-    lines = ["PSNR dB / SSIM, mean over images", header, "-" * len(header)]
+    lines = ["PSNR dB / SSIM, mean over images", header + extra, "-" * len(header + extra)]
     time_lines = ["seconds per image", header, "-" * len(header)]
     for row in rows:
         cells, tcells = [], []
         for m in METHODS:
-            entries = [per_image[name][row][m] for name in per_image if m in per_image[name][row]]
-            if not entries:
+            scores = mean_scores(per_image, row, m)
+            if scores is None:
                 cells.append(f"{'-':>17}")
                 tcells.append(f"{'-':>17}")
                 continue
-            p = np.mean([e["psnr"] for e in entries])
-            s = np.mean([e["ssim"] for e in entries])
-            t = np.mean([e["seconds"] for e in entries])
-            cells.append(f"{p:>10.2f} / {s:.3f}")
-            tcells.append(f"{'-' if m == 'input' else f'{t:.3f}':>17}")
+            seconds = "-" if m == "input" else f"{scores['seconds']:.3f}"
+            cells.append(f"{scores['psnr']:>10.2f} / {scores['ssim']:.3f}")
+            tcells.append(f"{seconds:>17}")
+        cells.extend(_comparison(per_image, row))
         lines.append(f"{row:<12}" + "".join(cells))
         time_lines.append(f"{row:<12}" + "".join(tcells))
     return "\n".join(lines + [""] + time_lines)
 
 
+def _comparison(per_image: dict, row: str) -> list[str]:
+    """The best baseline's cell, ours minus it and ours minus non-local means, for ``row``."""
+    ours, best, nlm = mean_scores(per_image, row, "ours"), best_baseline(per_image, row), mean_scores(per_image, row, "nlm")
+    if ours is None or best is None:
+        return []
+    name, scores = best
+    label = f"{name} {scores['psnr']:.2f} / {scores['ssim']:.3f}"
+    versus_nlm = f"{ours['psnr'] - nlm['psnr']:>+12.2f}" if nlm is not None else f"{'-':>12}"
+    return [f"{label:>26}", f"{ours['psnr'] - scores['psnr']:>+13.2f}", versus_nlm]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).with_name("results_enhance.json")))
-    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--crop", type=int, default=128, help="centre crops of at most this many px per side")
+    parser.add_argument("--out", default=None, help="per-image JSON (default results_enhance[_CROP].json here)")
+    parser.add_argument("--text", default=None, help="the printed report (default results_enhance[_CROP].txt here)")
     parser.add_argument("--images", default="", help="comma-separated subset of image names")
     parser.add_argument("--rows", default="", help="comma-separated subset of rows")
+    parser.add_argument("--method", default="two-stage", help="enhance's method: two-stage (default) or one-stage")
     args = parser.parse_args()
+    stem = "results_enhance" + ("" if args.crop == 128 else f"_{args.crop}")
+    out = Path(args.out or Path(__file__).with_name(stem + ".json"))
+    text_path = Path(args.text or Path(__file__).with_name(stem + ".txt"))
     torch.manual_seed(0)
     started = time.perf_counter()
-    images = load_images(args.crop)
-    if args.images:
-        images = {k: v for k, v in images.items() if k in args.images.split(",")}
+    all_images = load_images(args.crop)
+    names = [k for k in all_images if not args.images or k in args.images.split(",")]
     rows = tuple(r for r in ROWS if not args.rows or r in args.rows.split(","))
-    print(f"sinfree enhance benchmark; torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"threads {torch.get_num_threads()}")
-    print("bm3d: " + ("available" if BM3D_ERROR is None else f"NOT available ({BM3D_ERROR}); column empty"))
-    print("images (centre crops, H x W): " + ", ".join(f"{k} {v.shape[0]}x{v.shape[1]}" for k, v in images.items()))
-    enhance(np.random.default_rng(0).random((32, 32)), "denoise", sigma=0.1)  # warm-up: torch's first call
+    report = [
+        (
+            f"sinfree enhance benchmark (method {args.method}, crop {args.crop}); torch {torch.__version__}, "
+            f"{platform.processor() or platform.machine()}, threads {torch.get_num_threads()}"
+        ),
+        "bm3d: " + ("available" if BM3D_ERROR is None else f"NOT available ({BM3D_ERROR}); column empty"),
+        "images (centre crops, H x W): " + ", ".join(f"{k} {all_images[k].shape[0]}x{all_images[k].shape[1]}" for k in names),
+    ]
+    print("\n".join(report), flush=True)
+    sinfree_enhance(np.random.default_rng(0).random((32, 32)), "denoise", sigma=0.1)  # warm-up: torch's first call
     per_image: dict = {}
-    for i, (name, clean) in enumerate(images.items()):
-        per_image[name] = {}
-        for j, row in enumerate(rows):
-            results = run_row(clean, row, seed=1000 * i + j)
+    for name in names:
+        clean, per_image[name] = all_images[name], {}
+        for row in rows:  # seeds fixed per image and row, whatever subset runs
+            results = run_row(clean, row, seed=1000 * list(all_images).index(name) + ROWS.index(row), method=args.method)
             per_image[name][row] = {}
             for method, (image, seconds) in results.items():
                 p, s = score(clean, image)
                 per_image[name][row][method] = {"psnr": p, "ssim": s, "seconds": seconds}
             ours = per_image[name][row]["ours"]
-            print(f"  {name:<22} {row:<11} ours {ours['psnr']:6.2f} dB {ours['seconds']:.2f} s", flush=True)
-    print()
-    text = table(per_image, rows)
-    print(text)
+            line = f"  {name:<22} {row:<11} ours {ours['psnr']:6.2f} dB {ours['seconds']:.2f} s"
+            report.append(line)
+            print(line, flush=True)
     wall = time.perf_counter() - started
-    print(f"\nwall time {wall:.1f} s")
-    Path(args.out).write_text(json.dumps({
-        "rows": rows, "methods": METHODS, "crop": args.crop, "bm3d_error": BM3D_ERROR,
-        "shapes": {k: list(v.shape) for k, v in images.items()}, "wall_seconds": wall, "per_image": per_image,
-    }, indent=1))
+    summary = ["", table(per_image, rows), "", f"wall time {wall:.1f} s"]
+    print("\n".join(summary))
+    report.extend(summary)
+    text_path.write_text("\n".join(report) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "methods": METHODS,
+                "method": args.method,
+                "crop": args.crop,
+                "bm3d_error": BM3D_ERROR,
+                "shapes": {k: list(all_images[k].shape) for k in names},
+                "wall_seconds": wall,
+                "per_image": per_image,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,11 @@ from ..backends import AUTO, backend_names
 
 TASK_HELP = "denoise, deblur, superres, inpaint or illumination."
 NOISE_HELP = "Noise model (denoise): gaussian, poisson (Anscombe), rician (MRI magnitude) or speckle (log)."
-BACKEND_HELP = f"Patch prior: {', '.join(backend_names())} (auto: exact where affordable, else patchmatch)."
+BACKEND_HELP = f"Eq. 2 prior: {', '.join(backend_names())} (auto: exact where affordable, else patchmatch)."
+METHOD_HELP = (
+    "two-stage: the Eq. 2 self prior as the pilot, then NL-Bayes passes over groups of similar patches (best); "
+    "one-stage: the Eq. 2 prior alone (DiffPIR)."
+)
 
 
 def register(app) -> None:
@@ -40,8 +44,14 @@ def register(app) -> None:
             int, typer.Option("--samples", min=1, help="Posterior samples: the mean is OUTPUT, the std <stem>_uncertainty.")
         ] = 1,
         seed: Annotated[int, typer.Option("--seed", help="Seed of the first sample; sample i uses seed + i.")] = 0,
-        steps: Annotated[int | None, typer.Option("--steps", "-T", min=1, help="Denoiser calls (default: the task's).")] = None,
-        patch_size: Annotated[int, typer.Option("--patch-size", "-P", min=1, help="Patch size P (7: see the docs).")] = 7,
+        method: Annotated[str, typer.Option("--method", help=METHOD_HELP)] = "two-stage",
+        steps: Annotated[
+            int | None, typer.Option("--steps", "-T", min=1, help="Denoiser calls / loop iterations (default: the task's).")
+        ] = None,
+        patch_size: Annotated[
+            int | None,
+            typer.Option("--patch-size", "-P", min=1, help="Eq. 2 patch size P (default: 7, two-stage denoising 5 or 7)."),
+        ] = None,
         backend: Annotated[str, typer.Option("--backend", help=BACKEND_HELP)] = AUTO,
         max_memory_gb: Annotated[
             float | None,
@@ -68,6 +78,7 @@ def register(app) -> None:
             quiet,
             cli.progress_bar,
             cli.stderr,
+            method,
         )
 
 
@@ -89,6 +100,7 @@ def run_enhance(
     quiet: bool,
     progress_bar,
     stderr,
+    method: str = "two-stage",
 ) -> None:
     """Read, check, restore with a progress bar, write; every user error is a one-line SinfreeError."""
     from ..enhance import TASKS, enhance
@@ -120,6 +132,7 @@ def run_enhance(
             seed=seed,
             steps=steps,
             patch_size=patch_size,
+            method=method,
             backend=backend,
             colour=colour,
             max_memory_bytes=None if max_memory_gb is None else int(max_memory_gb * 2**30),
@@ -141,7 +154,10 @@ def run_enhance(
     settings = result.settings
     sigma_text = "" if settings["sigma"] is None else f", sigma {settings['sigma']:.4g}{' ' + scan.units if scan.units else ''}"
     blur_text = "" if settings.get("blur") is None else f", blur {settings['blur']:.2f} px"
-    typer.echo(f"{task} in {result.seconds:.2f} s (prior {settings['prior']}, {settings['steps']} steps{sigma_text}{blur_text})")
+    typer.echo(
+        f"{task} in {result.seconds:.2f} s ({settings['method']}, prior {settings['prior']}, {settings['steps']} steps"
+        f"{sigma_text}{blur_text})"
+    )
 
 
 class LazyBar:
@@ -205,7 +221,7 @@ def write_clipped(write_scan, scan, data: np.ndarray, path: Path, description: s
 
 
 def describe_run(settings: dict) -> str:
-    keys = ("task", "noise", "sigma", "blur", "scale", "samples", "seed", "steps", "patch_size", "prior")
+    keys = ("task", "method", "noise", "sigma", "blur", "scale", "samples", "seed", "steps", "patch_size", "prior")
     return "sinfree enhance: " + ", ".join(f"{key}={_short(settings.get(key))}" for key in keys if settings.get(key) is not None)
 
 

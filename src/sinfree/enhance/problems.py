@@ -11,7 +11,7 @@ level 1 and 0.21 at level 2, a blur's width halves per octave):
   levels 1..L with the fast backend.
 - deblur: levels 1..L of the blurred input (sharper).
 - superres: levels 0..L of the low-resolution input, i.e. levels 1.. of the output.
-- inpaint / illumination: levels 0..L of the start estimate (normalised-convolution fill; retinex correction).
+- inpaint / illumination: levels 0..L of the start estimate (biharmonic fill; retinex correction).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..image_denoiser import ImageDenoiser, make_image_denoiser
 from ..patches import all_patches
 from ..pyramid import build_pyramid, level_shapes
 from ..resize import resize
-from .operators import Downsample, GaussianBlur, Identity, Illumination, Masking, fill_missing
+from .operators import Downsample, GaussianBlur, Identity, Illumination, Masking, biharmonic_fill
 from .prior import SelfPrior
 
 MIN_LEVEL_SIDE_FACTOR = 2  # a coarser pyramid level joins the patch set while its short side is >= this many patches
@@ -66,7 +66,7 @@ def build_problem(y: torch.Tensor, settings: dict, missing: np.ndarray | None) -
         return _problem(lambda: Downsample(y, high), resize(y, high), y, settings, start=start)
     if task == "inpaint":
         known = torch.from_numpy(~missing)
-        fill = torch.from_numpy(fill_missing(y.numpy(), ~missing))
+        fill = torch.from_numpy(biharmonic_fill(y.numpy(), ~missing))
         return _problem(lambda: Masking(y, known), fill, fill, settings, start=start)
     zero = settings["zero"]  # illumination: the multiplicative model acts on values above the physical zero
     degree = settings["field_degree"]

@@ -1,5 +1,9 @@
 """Training-free restoration with the image as its own prior (after UniMIE; DESIGN.md §2).
 
+Two methods. ``two-stage`` (the default, ``twostage.py``): the one-call Eq. 2 estimate below as the pilot,
+then the closed-form Gaussian posterior mean over groups of the image's own similar patches (NL-Bayes),
+inside plug-and-play loops for the degradation operators. ``one-stage``: the Eq. 2 prior alone, as follows.
+
 The prior is the closed-form patch denoiser (Eq. 2) whose patch set is taken from the degraded input
 across its scales (``problems.py``): downscaling lowers the noise (to 0.42 of its std per octave here)
 and halves a blur's width, while sharp structure recurs across scales (Zontak, Mosseri and Irani, CVPR
@@ -20,6 +24,7 @@ and 28.24 dB for the best Tikhonov-regularised deconvolution alone).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -34,12 +39,26 @@ from ..memory import check_fits
 from ..sampler import ddim_eta_step
 from ..schedule import S_MIN, FlowSchedule
 from . import noise as noise_models
+from .groups import BAND_PIXELS, CHUNK_VALUES
 from .layout import Layout
-from .operators import RobustScale, estimate_blur
+from .operators import RobustScale, biharmonic_fill, estimate_blur
 from .prior import SelfPrior
 from .problems import Problem, build_denoiser, build_problem, choose_prior
+from .twostage import (
+    LOOP_STEPS,
+    deblur_plan,
+    denoise_plan,
+    held_out_error,
+    illumination_plan,
+    inpaint_plan,
+    plug_and_play,
+    superres_plan,
+    two_stage_denoise,
+)
 
 TASKS = ("denoise", "deblur", "superres", "inpaint", "illumination")
+METHODS = ("two-stage", "one-stage")
+ONE_STAGE_PATCH = 7  # the Eq. 2 patch size of the one-stage method and of the loops' first pilot
 SIGMA_FLOOR = 1e-3  # noise std (normalised units) under which data count as exact
 
 
@@ -99,7 +118,8 @@ def enhance(
     samples: int = 1,
     seed: int = 0,
     steps: int | None = None,
-    patch_size: int = 7,
+    patch_size: int | None = None,
+    method: str = "two-stage",
     backend: str = AUTO,
     eta: float | None = None,
     lam: float | None = None,
@@ -121,38 +141,45 @@ def enhance(
     ``inpaint`` (``mask`` (H, W): nonzero where pixels are MISSING; known pixels are returned exactly) and
     ``illumination`` (y = f x + M, ``operators.Illumination``; ``field_degree`` the field's polynomial degree).
     The data are normalised to [-1, 1] by their 0.5 / 99.5 percentiles and mapped back; nothing is clipped.
-    Unset ``steps``, ``lam``, ``start`` (the starting s/a; denoising: in units of the noise std),
-    ``first_level`` and ``window`` take the task's ``DEFAULTS``.
+    ``method``: ``two-stage`` (default; ``twostage.py``: the Eq. 2 pilot, then NL-Bayes passes over groups of
+    similar patches; plug-and-play loops for the operators; ``steps`` the loop's iterations, ``lam`` its
+    lambda) or ``one-stage`` (the Eq. 2 prior in the DiffPIR loop; unset ``steps``, ``lam``, ``start`` (the
+    starting s/a; denoising: in units of the noise std), ``first_level`` and ``window`` take the task's
+    ``DEFAULTS``).
 
-    ``patch_size`` 7: the classical non-local-means size (D = 49); small patches recur across scales, which
-    the multi-scale patch set needs, and keep fine structure, and exact Eq. 2 stays cheap (denoising the
-    camera crop: P = 5, 7, 11, 15: 27.42, 27.15, 26.13, 25.28 dB; 7 keeps a patch twice per side in the
-    coarser levels of small inputs, and matches across scales less by chance than 5).
+    ``patch_size``: the Eq. 2 patch size; unset, the two-stage denoising plan's pilot size (5 or 7), else 7: the
+    classical non-local-means size (D = 49); small patches recur across scales, which the multi-scale patch
+    set needs, and keep fine structure, and exact Eq. 2 stays cheap (one-stage denoising of the camera crop:
+    P = 5, 7, 11, 15: 27.42, 27.15, 26.13, 25.28 dB; 7 keeps a patch twice per side in the coarser levels of
+    small inputs, and matches across scales less by chance than 5).
     ``backend``: ``auto`` picks exact priors where affordable and ``patchmatch`` over the finest patch image
     at large sizes (``problems.choose_prior``); ``exact`` / ``ivf`` take the multi-scale patch set through
     ``ImageDenoiser(patches=...)``. ``samples`` > 1 draws posterior samples (eta defaults to 0.5; sample i
-    uses seed ``seed + i``) and returns their mean and per-pixel std in physical units. Volumes are restored
-    slice by slice: ``progress(done, total)`` counts slices there and denoiser steps for 2-D inputs.
+    uses seed ``seed + i``) and returns their mean and per-pixel std in physical units (two-stage: each sample's
+    last group passes draw from the groups' Gaussian posteriors). Volumes are restored slice by slice:
+    ``progress(done, total)`` counts slices there and denoiser steps (group passes) for 2-D inputs.
     Raises SinfreeError with a one-line reason on bad input, before any work.
     """
     started = time.perf_counter()
-    layout = _check(data, task, noise, samples, steps, patch_size, scale, mask, colour, backend)
+    layout = _check(data, task, noise, samples, steps, patch_size, scale, mask, colour, backend, method)
     missing = None if mask is None else np.asarray(mask) != 0
     items = layout.items(data)
-    stabilised, sigma_z, sigma_used = _stabilise(items, task, noise, sigma, gain)
+    stabilised, sigma_z, sigma_used = _stabilise(items, task, noise, sigma, gain, missing)
     units = RobustScale.fit(stabilised if missing is None else stabilised[:, :, ~missing])
     sigma_n = max(sigma_z * units.gain, SIGMA_FLOOR)
     settings = _settings(task, locals(), sigma_used, sigma_n, units, items)
     settings["blur"] = _resolve_blur(task, blur, units.to_unit(stabilised), sigma_n)
     factor = settings["scale"]
     plane = (layout.plane[0] * factor, layout.plane[1] * factor)
-    settings["prior"], settings["first_level"] = choose_prior(settings, plane, items.shape[1])
+    prior_settings = settings if method == "one-stage" else pilot_settings(settings, sigma_n, settings["patch_size"])
+    settings["prior"], settings["first_level"] = choose_prior(prior_settings, plane, items.shape[1])
     check_fits(_estimate_bytes(items.shape, settings), max_memory_bytes, f"enhancing this {layout.describe()}")
     mean, std = _restore_items(units.to_unit(stabilised), units, settings, missing, layout, progress)
     result_mean, result_std = layout.assemble(mean, data), None if std is None else layout.assemble(std, data)
     if task == "inpaint":  # known pixels exactly as given
         keep = ~missing if layout.kind != "colour" else ~missing[:, :, None]
         result_mean = np.where(keep, np.asarray(data, dtype=np.float64), result_mean)
+        result_std = None if result_std is None else np.where(keep, 0.0, result_std)
     return EnhanceResult(mean=result_mean, std=result_std, task=task, settings=settings, seconds=time.perf_counter() - started)
 
 
@@ -164,18 +191,27 @@ def _settings(task: str, given: dict, sigma_used, sigma_n: float, units: RobustS
     eta = (0.5 if samples > 1 else 0.0) if given["eta"] is None else float(given["eta"])
     if not 0.0 <= eta <= 1.0:
         raise SinfreeError(f"eta must be in [0, 1], got {eta}")
+    method = given["method"]
+    plan = denoise_plan(sigma_n) if method == "two-stage" and task == "denoise" else None
+    if plan is not None and given["steps"] is not None:
+        raise SinfreeError("two-stage denoising runs its plan's passes; steps are for the other tasks and one-stage")
+    patch_size = given["patch_size"] or (plan.pilot_patch if plan is not None else ONE_STAGE_PATCH)
+    steps = (
+        len(plan.passes) if plan is not None else pick("steps") if method == "one-stage" else given["steps"] or LOOP_STEPS[task]
+    )
     return {
         "task": task,
+        "method": method,
         "noise": given["noise"] if task == "denoise" else "gaussian",
         "sigma": sigma_used,
         "sigma_normalised": sigma_n,
         "scale": int(given["scale"]) if task == "superres" else 1,
         "samples": samples,
         "seed": int(given["seed"]),
-        "steps": int(pick("steps")),
-        "patch_size": int(given["patch_size"]),
+        "steps": int(steps),
+        "patch_size": int(patch_size),
         "eta": eta,
-        "lam": float(pick("lam")),
+        "lam": float(pick("lam")) if method == "one-stage" or given["lam"] is not None else None,
         "start": _default_start(task, given["start"], samples),
         "first_level": int(pick("first_level")),
         "num_levels": given["num_levels"],
@@ -199,15 +235,17 @@ def _default_start(task: str, start: float | None, samples: int) -> float | None
     return DEFAULTS[task].start
 
 
-def _check(data, task, noise, samples, steps, patch_size, scale, mask, colour, backend) -> Layout:
+def _check(data, task, noise, samples, steps, patch_size, scale, mask, colour, backend, method) -> Layout:
     """Every user error, as one-line SinfreeErrors, before any work."""
     if task not in TASKS:
         raise SinfreeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if method not in METHODS:
+        raise SinfreeError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if noise not in noise_models.NOISE_MODELS:
         raise SinfreeError(f"unknown noise model {noise!r}; choose one of {', '.join(noise_models.NOISE_MODELS)}")
     if noise != "gaussian" and task != "denoise":
         raise SinfreeError(f"the {noise} noise model is for --task denoise; {task} assumes Gaussian noise")
-    if samples < 1 or (steps is not None and steps < 1) or patch_size < 1:
+    if samples < 1 or (steps is not None and steps < 1) or (patch_size is not None and patch_size < 1):
         raise SinfreeError(f"samples, steps and patch size must be >= 1, got {samples}, {steps}, {patch_size}")
     if task == "superres" and (int(scale) != scale or scale < 2):
         raise SinfreeError(f"superres needs an integer scale >= 2, got {scale}")
@@ -222,8 +260,9 @@ def _check(data, task, noise, samples, steps, patch_size, scale, mask, colour, b
     if not np.isfinite(data).all():
         raise InputImageError("the data contain NaN or infinite values")
     layout = Layout.of(data, colour)
-    if min(layout.plane) < patch_size:
-        raise InputImageError(f"the image ({layout.plane[1]}x{layout.plane[0]} px) is smaller than the {patch_size} px patch")
+    smallest = patch_size or ONE_STAGE_PATCH
+    if min(layout.plane) < smallest:
+        raise InputImageError(f"the image ({layout.plane[1]}x{layout.plane[0]} px) is smaller than the {smallest} px patch")
     if task == "inpaint":
         if mask is None:
             raise SinfreeError("inpaint needs a mask (nonzero where pixels are missing)")
@@ -234,14 +273,16 @@ def _check(data, task, noise, samples, steps, patch_size, scale, mask, colour, b
     return layout
 
 
-def _stabilise(items: np.ndarray, task: str, noise: str, sigma, gain: float):
+def _stabilise(items: np.ndarray, task: str, noise: str, sigma, gain: float, missing=None):
     """``(z, sigma_z, sigma_used)``: the data in the noise model's stabilised domain, the Gaussian std there,
-    and the std in the data's own units (estimated when ``sigma`` is "auto"/None)."""
+    and the std in the data's own units (estimated when ``sigma`` is "auto"/None; with ``missing`` pixels, on
+    the biharmonic fill, not on whatever the missing pixels hold)."""
     given = _parse_sigma(sigma)
     model = noise if task == "denoise" else "gaussian"
     sample = items[:: max(1, len(items) // 8)]  # at most ~8 slices for the estimate
     if given is None and model in ("gaussian", "rician"):
-        given = float(np.mean([noise_models.estimate_noise(item, channel_axis=0) for item in sample]))
+        filled = sample if missing is None else [biharmonic_fill(item, ~missing) for item in sample]
+        given = float(np.mean([noise_models.estimate_noise(item, channel_axis=0) for item in filled]))
     if model == "speckle" and items.min() <= 0:
         raise InputImageError(f"speckle noise is multiplicative: the data must be positive, they reach {items.min():.4g}")
     if given is None and model == "speckle":
@@ -288,15 +329,15 @@ def _restore_items(unit_items: np.ndarray, units: RobustScale, settings: dict, m
     mean, second = np.zeros((count, channels, height * factor, width * factor)), None
     if samples > 1:
         second = np.zeros_like(mean)
+    runner = _one_stage_runner if settings["method"] == "one-stage" else _two_stage_runner
     for index, item in enumerate(unit_items):
-        problem = build_problem(torch.from_numpy(np.ascontiguousarray(item)), settings, missing)
-        denoiser = build_denoiser(problem, settings)
+        run = runner(torch.from_numpy(np.ascontiguousarray(item)), settings, missing)
         for sample in range(samples):
             generator = torch.Generator().manual_seed(settings["seed"] + sample)
             on_step = None
             if progress is not None and layout.kind != "volume":
                 on_step = lambda done, sample=sample: progress(sample * steps + done, samples * steps)
-            physical = _to_physical(restore(denoiser, problem, settings, generator, on_step).numpy(), units, settings)
+            physical = _to_physical(run(generator, on_step).numpy(), units, settings)
             mean[index] += physical / samples
             if second is not None:
                 second[index] += physical**2 / samples
@@ -304,6 +345,64 @@ def _restore_items(unit_items: np.ndarray, units: RobustScale, settings: dict, m
             progress(index + 1, count)
     std = None if second is None else np.sqrt(np.maximum(second - mean**2, 0.0))
     return mean, std
+
+
+def _one_stage_runner(y: torch.Tensor, settings: dict, missing):
+    """``run(generator, on_step)``: one DiffPIR sample with the Eq. 2 prior (``restore``)."""
+    problem = build_problem(y, settings, missing)
+    denoiser = build_denoiser(problem, settings)
+    return lambda generator, on_step: restore(denoiser, problem, settings, generator, on_step)
+
+
+def _two_stage_runner(y: torch.Tensor, settings: dict, missing):
+    """``run(generator, on_step)``: the two-stage restoration of ``y`` (``twostage.py``), the posterior mean for
+    one sample and posterior draws (seeded by ``generator``) for several. The Eq. 2 pilot is computed once."""
+    task, sigma, patch_size = settings["task"], settings["sigma_normalised"], settings["patch_size"]
+    draws = settings["samples"] > 1
+    if task == "denoise":
+        plan = denoise_plan(sigma)
+        pilot = eq2_pilot(y, sigma, settings, patch_size).to(torch.float32)
+        return lambda generator, on_step: two_stage_denoise(y, sigma, plan, pilot, generator if draws else None, on_step).to(
+            torch.float64
+        )
+    problem = build_problem(y, settings, missing)
+    plan = _loop_plan(settings, y, missing)
+    pilot = lambda z, level: eq2_pilot(z, level, settings, patch_size)
+    return lambda generator, on_step: plug_and_play(
+        problem.make_operator(), problem.x_init, problem.sigma_n, plan, pilot, generator if draws else None, on_step
+    )
+
+
+def _loop_plan(settings: dict, y: torch.Tensor, missing):
+    """The plug-and-play schedule of ``settings['task']`` (``twostage``), ``lam`` overridden when given."""
+    task, steps = settings["task"], settings["steps"]
+    if task == "deblur":
+        plan = deblur_plan(steps)
+    elif task == "superres":
+        plan = superres_plan(steps)
+    elif task == "inpaint":
+        plan = inpaint_plan(held_out_error(y.numpy(), ~missing, biharmonic_fill, seed=settings["seed"]), steps)
+    else:
+        plan = illumination_plan(steps)
+    return plan if settings["lam"] is None else dataclasses.replace(plan, lam=settings["lam"])
+
+
+def pilot_settings(settings: dict, sigma: float, patch_size: int) -> dict:
+    """The one-stage denoising settings of an Eq. 2 pilot at normalised noise ``sigma`` (one call at its level)."""
+    defaults = DEFAULTS["denoise"]
+    return dict(
+        settings, task="denoise", sigma_normalised=sigma, start=None, patch_size=patch_size, first_level=defaults.first_level,
+        steps=1, lam=defaults.lam, window=defaults.window, scale=1, eta=0.0,
+    )  # fmt: skip
+
+
+def eq2_pilot(z: torch.Tensor, sigma: float, settings: dict, patch_size: int) -> torch.Tensor:
+    """Stage 1: the one-stage denoiser (Eq. 2 over the multi-scale patches of ``z`` (C, H, W) itself, each query
+    leaving its own patch out) at noise ``sigma``."""
+    local = pilot_settings(settings, sigma, patch_size)
+    local["prior"], local["first_level"] = choose_prior(local, tuple(z.shape[-2:]), z.shape[0])
+    problem = build_problem(z.to(torch.float64), local, None)
+    return restore(build_denoiser(problem, local), problem, local, torch.Generator().manual_seed(local["seed"]))
 
 
 def _to_physical(unit: np.ndarray, units: RobustScale, settings: dict) -> np.ndarray:
@@ -357,7 +456,8 @@ def restore(denoiser, problem: Problem, settings: dict, generator: torch.Generat
 def _estimate_bytes(items_shape: tuple[int, ...], settings: dict) -> int:
     """Peak bytes, estimated before any work: the data and its float64 copies (input, stabilised, normalised;
     mean and second moment of the output) and one item's restoration (patch set and index, operator buffers
-    of 2H x 2W complex FFTs, the dense prior's score band)."""
+    of 2H x 2W complex FFTs, the dense prior's score band; two-stage: the group index, a chunk of groups and
+    a band of block matching)."""
     count, channels, height, width = items_shape
     factor, patch_size = settings["scale"], settings["patch_size"]
     out_pixels = channels * height * width * factor**2
@@ -370,4 +470,8 @@ def _estimate_bytes(items_shape: tuple[int, ...], settings: dict) -> int:
         index_bytes = 4 * 2 * num_patches * (dim + 1) + 4 * 2 * SelfPrior.chunk_scores
     else:
         index_bytes = backend_class_for(prior).estimate_bytes(num_patches, dim, queries) + 4 * num_patches * dim
-    return data_bytes + index_bytes + 16 * 8 * 4 * out_pixels
+    group_bytes = 0
+    if settings["method"] == "two-stage":
+        references = out_pixels // channels // 9 + 1  # every third row and column
+        group_bytes = 8 * 64 * references + 4 * 12 * CHUNK_VALUES + 4 * 4 * 21 * channels * BAND_PIXELS
+    return data_bytes + index_bytes + group_bytes + 16 * 8 * 4 * out_pixels
