@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .denoiser_wrapper import DenoiserWrapper
 from .pyramid import halve
 from .sampler import high_pass
 
@@ -136,7 +137,7 @@ MAX_WEIGHT = 8.0  # the largest extrapolation weight w the controller may choose
 OVERSHOOT = 1.5
 
 
-class EnergyRectifier:
+class EnergyRectifier(DenoiserWrapper):
     """A denoiser wrapper that restores the HF energy of xhat0 (DESIGN.md §2, after RectifiedHR):
     ``xhat0 = D(s) + w (D(gamma s) - D(s))``, a guidance-style extrapolation towards the sharper
     kernel of width ``gamma s``, with w in [0, MAX_WEIGHT] solved in closed form per call so that
@@ -150,7 +151,7 @@ class EnergyRectifier:
     def __init__(self, denoiser, reference_level: torch.Tensor, targets: dict[float, float], gamma: float):
         if not 0.0 < gamma < 1.0:
             raise ValueError(f"rectify (the sharper kernel's width factor gamma) must be in (0, 1), got {gamma}")
-        self.denoiser = denoiser
+        super().__init__(denoiser)
         self.reference_hf = float(high_frequency_energy(reference_level).sum())
         self.targets = targets
         self.gamma = gamma
@@ -181,14 +182,6 @@ class EnergyRectifier:
         weight = min(max(weight, 0.0), MAX_WEIGHT)
         self.weights.append(weight)
         return base + weight * difference
-
-    def start_trajectory(self) -> None:
-        if hasattr(self.denoiser, "start_trajectory"):
-            self.denoiser.start_trajectory()
-
-    @property
-    def stats(self):
-        return self.denoiser.stats
 
 
 def calibrate(reference: torch.Tensor, settings, num_scales: int, seed: int, pyramid=None) -> list[dict[float, float]]:

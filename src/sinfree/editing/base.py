@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from ..denoiser_wrapper import WrappedDenoiser  # noqa: F401  (re-exported: the edits' wrapper)
 from ..schedule import FlowSchedule
 
 
@@ -49,22 +50,3 @@ class Edit:
     def describe(self) -> dict:
         """What the edit did, recorded in the output file's settings."""
         return {"name": type(self).__name__}
-
-
-class WrappedDenoiser:
-    """A denoiser D'(x, a, s) = after(D(before(x)...)) that keeps the wrapped one's trajectory hooks."""
-
-    def __init__(self, denoiser, call):
-        self.denoiser = denoiser
-        self.call = call
-
-    def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
-        return self.call(self.denoiser, x_t, alpha, sigma)
-
-    def start_trajectory(self) -> None:
-        if hasattr(self.denoiser, "start_trajectory"):
-            self.denoiser.start_trajectory()
-
-    @property
-    def stats(self):
-        return self.denoiser.stats
