@@ -2,6 +2,7 @@
 
     python benchmarks/bench_energy.py [--image balloons.png] [--sizes 1024 4096] [--seeds 2] [--rectify 0.5]
     python benchmarks/bench_energy.py --latent none --sizes 512 --seeds 1 --tag _pixel   # pixel space
+    python benchmarks/bench_energy.py --rho 0.1 --tag _rho0.1   # a narrower Gaussian fold window
 
 For each output size (square, latent pca unless --latent, automatic scales) and rectification off / on: samples of
 seeds 0..N-1, an ``EnergyTrace`` of xhat0 per scale and step, and against the reference: the final
@@ -45,9 +46,9 @@ def centre_crop(image: torch.Tensor, side: int) -> torch.Tensor:
     return image[..., top : top + side, left : left + side]
 
 
-def run(image: Path, size, rectify, seeds: int, latent: str) -> dict:
+def run(image: Path, size, rectify, seeds: int, latent: str, rho: float = 0.2) -> dict:
     """One configuration: samples, trace and metrics (means over seeds)."""
-    settings = GenerationSettings(num_scales=None, latent=latent, rectify=rectify)
+    settings = GenerationSettings(num_scales=None, latent=latent, rectify=rectify, rho=rho)
     reference, _ = load_image(image)
     trace = EnergyTrace(reference_levels(image, settings, size=size), flow_schedule_sigmas(settings))
     started = time.perf_counter()
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--rectify", type=float, default=0.5)
     parser.add_argument("--latent", default="pca", help='"none" for pixel space')
+    parser.add_argument("--rho", type=float, default=0.2, help="the Gaussian fold window's width (Algorithm 1)")
     parser.add_argument("--tag", default="", help="suffix of the results and plot file names")
     args = parser.parse_args()
     image = BENCHMARK_DIR / args.image
@@ -83,7 +85,7 @@ def main() -> None:
 
     configs = [(None, None)] + [((side, side), rectify) for side in args.sizes for rectify in (None, args.rectify)]
     lines = [
-        f"# {args.image}, latent {args.latent}, automatic scales, {args.seeds} seed(s), rectify gamma {args.rectify}",
+        f"# {args.image}, latent {args.latent}, automatic scales, {args.seeds} seed(s), rectify gamma {args.rectify}, rho {args.rho}",
         "# HF ratio: high-frequency energy (mean square of image - U(D(image)), D a halving) over the reference's;",
         "# latent: xhat0 at the last step vs the reference latent; pixel: decoded output vs the reference image.",
         "# pixel HF, SWD (patch sliced Wasserstein), NN (median nearest-patch distance), copy (copying rate): central 1024^2 crop.",
@@ -92,7 +94,7 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     runs = {}
     for size, rectify in configs:
-        found = run(image, size, rectify, args.seeds, latent)
+        found = run(image, size, rectify, args.seeds, latent, args.rho)
         runs[(size, rectify)] = found
         label = "input" if size is None else f"{size[0]}^2"
         line = (
