@@ -63,9 +63,13 @@ class PatchMatchDenoiser:
         seed: int = 0,
         full_passes: int = 1,
         full_search_below: float = 0.15,
+        early_stride: int = 1,
+        early_stride_above: float = 0.3,
     ):
         if reference.ndim != 3:
             raise ValueError(f"reference must be (C, H, W), got shape {tuple(reference.shape)}")
+        if early_stride < 1:
+            raise ValueError(f"early_stride must be >= 1, got {early_stride}")
         if k < 1 or project < 1 or tail < 0 or passes < 0 or first_passes < 1 or not 0 <= min_weight < 1:
             raise ValueError(
                 "need k >= 1, project >= 1, tail >= 0, passes >= 0, first_passes >= 1 and 0 <= min_weight < 1; "
@@ -85,6 +89,8 @@ class PatchMatchDenoiser:
         self.first_passes = first_passes
         self.full_passes = full_passes
         self.full_search_below = full_search_below
+        self.early_stride = early_stride
+        self.early_stride_above = early_stride_above
         self.seed = seed
         self.reference_rows = _rows_layout(reference)
         self.reference_columns = _columns_layout(reference)
@@ -97,6 +103,7 @@ class PatchMatchDenoiser:
         self.members = _project(reference, self.projection).reshape(self.num_patches, -1)
         self.stats = CallStats()
         self._field: tuple[np.ndarray, np.ndarray] | None = None
+        self._field_grid: tuple[np.ndarray, np.ndarray] | None = None  # the query grid the field belongs to
         self._trajectory_seed: int | None = None
         self._calls = 0
 
@@ -118,12 +125,16 @@ class PatchMatchDenoiser:
     def start_trajectory(self) -> None:
         """Forget the candidates: the next call starts a new sample (from a random field)."""
         self._field = None
+        self._field_grid = None
         self._trajectory_seed = None
 
-    def query_grid(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def query_grid(self, shape: tuple[int, int], sigma: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Top-left positions of the query patches at noise level ``sigma``: every ``stride``-th, or every
+        ``early_stride``-th (the coarser) on the early steps, s_t > ``early_stride_above``."""
+        stride = max(self.stride, self.early_stride) if sigma > self.early_stride_above else self.stride
         return (
-            patch_positions(shape[0], self.patch_size, self.stride).numpy(),
-            patch_positions(shape[1], self.patch_size, self.stride).numpy(),
+            patch_positions(shape[0], self.patch_size, stride).numpy(),
+            patch_positions(shape[1], self.patch_size, stride).numpy(),
         )
 
     def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
@@ -132,7 +143,7 @@ class PatchMatchDenoiser:
         if alpha < 0 or sigma < 0:
             raise ValueError(f"alpha and sigma must be >= 0, got alpha={alpha}, sigma={sigma}")
         shape = tuple(x_t.shape[-2:])
-        rows, cols = self.query_grid(shape)
+        rows, cols = self.query_grid(shape, float(sigma))
         if alpha == 0:  # every weight equal: the mean patch everywhere
             positions = np.zeros((len(rows) * len(cols), 1), dtype=np.int64)
             weights = np.ones((len(rows) * len(cols), 1), dtype=np.float32)
@@ -247,6 +258,10 @@ class PatchMatchDenoiser:
         queries = np.ascontiguousarray(_project(x_t, self.projection)[rows][:, cols].reshape(num_queries, -1))
         self._queries = queries
         passes = self.passes
+        if self._field is not None and not _same_grid(self._field_grid, (rows, cols)):  # the early stride ended
+            cand = _regrid_field(self._field[0], *self._field_grid, rows, cols, self.position_shape)
+            self._field = (cand, np.empty(cand.shape, dtype=np.float32))
+        self._field_grid = (rows, cols)
         if self._field is None or self._field[0].shape[0] != num_queries:
             if self._trajectory_seed is None:
                 self._trajectory_seed = (self.seed * 0x9E3779B1 + zlib.crc32(queries[: min(len(queries), 64)].tobytes())) % 2**31
@@ -293,6 +308,36 @@ class PatchMatchDenoiser:
         """The folded window (Algorithm 1's denominator); separable, as the window and the grid are."""
         height, width = shape
         return torch.from_numpy(np.outer(_folded_window(rows, height, self.window), _folded_window(cols, width, self.window)))
+
+
+def _same_grid(grid, other) -> bool:
+    return grid is not None and all(np.array_equal(a, b) for a, b in zip(grid, other))
+
+
+def _regrid_field(cand, old_rows, old_cols, rows, cols, position_shape) -> np.ndarray:
+    """The candidates (n_old, k) of a field on the query grid (old_rows, old_cols) carried to the grid
+    (rows, cols): each query takes the candidates of the nearest old query, shifted by the offset between
+    the two (PatchMatch's coherence; unshifted where the shift leaves the reference), duplicates in a
+    query's list replaced by random positions. Positions are ``row * Wp + col`` on ``position_shape``."""
+    hp, wp = position_shape
+    k = cand.shape[1]
+    near_rows = np.abs(rows[:, None] - old_rows[None, :]).argmin(axis=1)
+    near_cols = np.abs(cols[:, None] - old_cols[None, :]).argmin(axis=1)
+    old = cand.reshape(len(old_rows), len(old_cols), k)[near_rows][:, near_cols]
+    shifted_rows = old // wp + (rows - old_rows[near_rows])[:, None, None]
+    shifted_cols = old % wp + (cols - old_cols[near_cols])[None, :, None]
+    inside = (old >= 0) & (shifted_rows >= 0) & (shifted_rows < hp) & (shifted_cols >= 0) & (shifted_cols < wp)
+    new = np.where(inside, shifted_rows * wp + shifted_cols, old).reshape(-1, k)
+    ordered = np.sort(new, axis=1)
+    clashes = np.flatnonzero(((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any(axis=1))
+    generator = np.random.default_rng(len(clashes))
+    for q in clashes:  # rare: a shift clipped onto another candidate
+        seen = set()
+        for j in range(k):
+            while new[q, j] in seen and new[q, j] >= 0:
+                new[q, j] = generator.integers(hp * wp)
+            seen.add(int(new[q, j]))
+    return np.ascontiguousarray(new)
 
 
 def _kernels():

@@ -39,13 +39,14 @@ def _random_below(seed, query, draw, n):
 
 
 @njit(inline="always")
-def _distance(x, qr, qc0, scaled, pr, pc0, patch_size, row_length):
-    """``||x_q - a y_p||^2`` between the patch of ``x`` at row qr, column offset qc0 and the patch of
-    ``scaled`` (= a * reference) at (pr, pc0); eight independent partial sums (a single running sum
-    is latency-bound: 2.5x slower)."""
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = np.float32(0.0)
+def _distance_below(x, qr, qc0, scaled, pr, pc0, patch_size, row_length, limit):
+    """``_distance``, abandoned as inf once its partial sum over the patch rows exceeds ``limit`` (the
+    partial sums only grow: such a candidate cannot come under ``limit``; classic PatchMatch's early
+    termination)."""
+    total = np.float32(0.0)
     body = row_length - row_length % 8
     for i in range(patch_size):
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = np.float32(0.0)
         x_row = x[qr + i, qc0 : qc0 + row_length]
         y_row = scaled[pr + i, pc0 : pc0 + row_length]
         for t in range(0, body, 8):
@@ -68,7 +69,10 @@ def _distance(x, qr, qc0, scaled, pr, pc0, patch_size, row_length):
         for t in range(body, row_length):
             d0 = x_row[t] - y_row[t]
             s0 += d0 * d0
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+        total += ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+        if total > limit:
+            return np.float32(np.inf)
+    return total
 
 
 @njit(inline="always")
@@ -113,20 +117,25 @@ def _try(query, members, alpha, position, cand_row, dist_row):
 
 
 @njit(inline="always")
-def _try_full(x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row):
-    """Score a candidate position by its full distance and keep it if it beats the worst of the k."""
+def _try_full(query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row):
+    """Score a candidate position by its full distance and keep it if it beats the worst of the k. The
+    subspace distance, a lower bound, rejects most candidates first, and the full sum stops once it
+    exceeds the worst (neither changes which candidates are kept)."""
     if _contains(cand_row, position):
         return
+    worst = dist_row[dist_row.shape[0] - 1]
+    if _projected_distance(query, members, position, alpha) >= worst:
+        return
     pr = position // wp
-    d = _distance(x, qr, qc0, scaled, pr, (position - pr * wp) * channels, patch_size, patch_size * channels)
-    if d < dist_row[dist_row.shape[0] - 1]:
+    d = _distance_below(x, qr, qc0, scaled, pr, (position - pr * wp) * channels, patch_size, patch_size * channels, worst)
+    if d < worst:
         _insert(cand_row, dist_row, position, d)
 
 
 @njit(inline="always")
 def _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row):
     if full:
-        _try_full(x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row)
+        _try_full(query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row)
     else:
         _try(query, members, alpha, position, cand_row, dist_row)
 
@@ -242,8 +251,8 @@ def exact_distances(x, scaled, xt, scaled_t, rows, cols, cand, lower_bounds, cut
                     )
                     d = max(d, np.float32(0.0))
                     chain[q, j] = chain[q - 1, found] + 1
-                else:
-                    d = _distance(x, qr, qc0, scaled, pr, pc0, patch_size, row_length)
+                else:  # inf beyond the cutoff: dropped either way
+                    d = _distance_below(x, qr, qc0, scaled, pr, pc0, patch_size, row_length, best + cutoff)
                     chain[q, j] = 0
                 dist[q, j] = d
                 best = min(best, d)
