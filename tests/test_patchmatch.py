@@ -164,6 +164,40 @@ def test_same_noise_same_result_at_any_thread_count(crop):
     assert not torch.allclose(other, outputs[0][0], atol=1e-6)
 
 
+def test_early_stride_queries_every_other_patch_then_carries_the_field(crop):
+    """Above ``early_stride_above`` the queries are every other patch; below, every patch, each starting
+    from its nearest early query's candidates shifted by the offset between them: a shifted crop of the
+    reference, found on the coarse grid, is still found on the fine one without any search."""
+    shifted = crop[:, 3:27, 4:32]
+    fused = PatchMatchDenoiser(crop, 7, k=4, tail=0, early_stride=2, early_stride_above=0.3)
+    coarse_rows, coarse_cols = fused.query_grid((24, 28), sigma=0.5)
+    assert list(coarse_rows) == [0, 2, 4, 6, 8, 10, 12, 14, 16, 17] and len(coarse_cols) == 12
+    for _ in range(3):
+        fused(0.5 * shifted, 0.5, 0.5)
+    assert fused.field[0].shape[0] == len(coarse_rows) * len(coarse_cols)
+    fused.passes = 0  # no search: what the fine grid finds is what the field carried over
+    fused(0.9 * shifted, 0.9, 0.1)
+    rows, cols = fused.query_grid((24, 28), sigma=0.1)
+    wp = fused.position_shape[1]
+    expected = ((rows[:, None] + 3) * wp + (cols[None, :] + 4)).reshape(-1, 1)
+    assert fused.field[0].shape[0] == len(rows) * len(cols) == 18 * 22
+    assert (fused.field[0] == expected).any(axis=1).mean() > 0.95
+
+
+def test_regridded_field_has_distinct_valid_candidates():
+    from sinfree.backends.patchmatch import _regrid_field
+
+    generator = np.random.default_rng(0)
+    hp, wp, k = 9, 11, 5
+    old_rows, old_cols = np.array([0, 2, 4, 6, 8]), np.array([0, 2, 4, 6, 8, 10])
+    cand = np.stack([generator.choice(hp * wp, k, replace=False) for _ in range(30)])
+    cand[0] = [0, 1, 11, 12, 98]  # the corner: shifts leave the reference
+    new = _regrid_field(cand, old_rows, old_cols, np.arange(9), np.arange(11), (hp, wp))
+    assert new.shape == (99, k) and new.min() >= 0 and new.max() < hp * wp
+    assert all(len(set(row)) == k for row in new)
+    assert list(new[1 * 11 + 1]) == [12, 13, 23, 24, 98]  # query (1, 1) <- (0, 0) shifted by (1, 1); 98 + 12 leaves it
+
+
 def test_new_trajectory_restarts_the_field(crop):
     fused = PatchMatchDenoiser(crop, 7, k=4)
     fused(noisy(crop, 0.5, 0.5), 0.5, 0.5)
@@ -175,6 +209,8 @@ def test_new_trajectory_restarts_the_field(crop):
 def test_options_are_checked(crop):
     with pytest.raises(ValueError, match="k >= 1"):
         PatchMatchDenoiser(crop, 7, k=0)
+    with pytest.raises(ValueError, match="early_stride"):
+        PatchMatchDenoiser(crop, 7, early_stride=0)
     with pytest.raises(ValueError, match="smaller than the patch size"):
         PatchMatchDenoiser(crop[:, :5], 7)
     with pytest.raises(ValueError, match="whole images"):
