@@ -21,7 +21,6 @@ import zlib
 
 import numpy as np
 import torch
-
 import torch.nn.functional as F
 
 from ..patches import gaussian_window_1d, patch_positions
