@@ -184,6 +184,20 @@ def test_early_stride_queries_every_other_patch_then_carries_the_field(crop):
     assert (fused.field[0] == expected).any(axis=1).mean() > 0.95
 
 
+def test_exact_image_denoiser_early_stride_is_the_coarser_grid_on_early_steps(crop):
+    """ImageDenoiser(early_stride=2) is the stride-2 denoiser above ``early_stride_above`` and the stride-1
+    one below (each exact Eq. 2 over its own query grid); auto passes the option to its exact scales."""
+    from sinfree.backends import resolve_backend
+
+    early = ImageDenoiser(crop, 7, early_stride=2, early_stride_above=0.3)
+    for (alpha, sigma), stride in (((0.5, 0.5), 2), ((0.9, 0.1), 1)):
+        x = noisy(crop, alpha, sigma)
+        assert torch.equal(early(x, alpha, sigma), ImageDenoiser(crop, 7, stride=stride)(x, alpha, sigma))
+    assert resolve_backend("auto", {"early_stride": 2, "k": 4}, 10, 10, 49) == ("exact", {"early_stride": 2})
+    with pytest.raises(ValueError, match="early_stride"):
+        ImageDenoiser(crop, 7, early_stride=0)
+
+
 def test_regridded_field_has_distinct_valid_candidates():
     from sinfree.backends.patchmatch import _regrid_field
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .backends import AUTO, IMAGE_BACKENDS, backend_class_for, resolve_backend
+from .backends import AUTO, IMAGE_BACKENDS, QUERY_GRID_OPTIONS, backend_class_for, resolve_backend
 from .backends.base import CallStats
 from .energy import EnergyRectifier, calibrate
 from .errors import InputImageError, SinfreeError
@@ -73,7 +73,8 @@ class GenerationSettings:
         if self.stride < 1:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
         accepted = inspect.signature(backend_class_for(self.backend).__init__).parameters
-        unknown = sorted(set(self.backend_options) - set(accepted) - {"self", "patches", "reference", "patch_size", "stride", "rho"})
+        grid = {"self", "patches", "reference", "patch_size", "stride", "rho", *QUERY_GRID_OPTIONS}  # ImageDenoiser's
+        unknown = sorted(set(self.backend_options) - set(accepted) - grid)
         if unknown:
             raise ValueError(f"backend {self.backend!r} takes no option {', '.join(unknown)}")
         if self.backend_options.get("prune_alpha") is not None and not self.backend_options.get("propagate"):

@@ -15,7 +15,9 @@ class ImageDenoiser:
     size of at least P. Query patches are taken every ``stride`` pixels (the last row and column
     always included), denoised in bands of patch rows (so the full query matrix never exists),
     weighted by the Gaussian window ``rho`` and folded back, divided by the folded window.
-    ``patches`` (M, C P P) replaces the patch set (a masked one: inpainting).
+    ``patches`` (M, C P P) replaces the patch set (a masked one: inpainting). On the early steps,
+    s_t > ``early_stride_above``, the queries are every ``early_stride``-th patch (xhat0 is smooth there;
+    the fold's normaliser follows the grid).
     """
 
     def __init__(
@@ -27,11 +29,17 @@ class ImageDenoiser:
         rho: float = 0.2,
         backend: str = "exact",
         patches: torch.Tensor | None = None,
+        early_stride: int = 1,
+        early_stride_above: float = 0.3,
         **backend_options,
     ):
+        if early_stride < 1:
+            raise ValueError(f"early_stride must be >= 1, got {early_stride}")
         self.channels = reference.shape[0]
         self.patch_size = patch_size
         self.stride = stride
+        self.early_stride = early_stride
+        self.early_stride_above = early_stride_above
         self.rho = rho
         if patches is None:
             patches = all_patches(reference.to(torch.float32), patch_size)
@@ -39,7 +47,7 @@ class ImageDenoiser:
             raise ValueError("propagate shifts candidates on the full patch grid: it cannot run on a chosen patch set")
         self.backend = make_backend(backend, patches, **backend_options)
         self.window = gaussian_window(patch_size, rho).repeat(self.channels)
-        self._normalisers: dict[tuple[int, int], torch.Tensor] = {}
+        self._normalisers: dict[tuple[int, ...], torch.Tensor] = {}
         self.propagating = getattr(self.backend, "propagate", False)
         if self.propagating:
             grid = (reference.shape[-2] - patch_size + 1, reference.shape[-1] - patch_size + 1)
@@ -55,25 +63,27 @@ class ImageDenoiser:
         """Forget the previous step's candidates: the next call starts a new sample."""
         self._previous = None
 
-    def query_grid(self, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows and columns of the query patches' top-left corners for an image of ``shape``."""
-        return (patch_positions(shape[0], self.patch_size, self.stride), patch_positions(shape[1], self.patch_size, self.stride))
+    def query_grid(self, shape: tuple[int, int], sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows and columns of the query patches' top-left corners for an image of ``shape`` at noise level
+        ``sigma`` (the early stride above ``early_stride_above``)."""
+        stride = max(self.stride, self.early_stride) if sigma > self.early_stride_above else self.stride
+        return (patch_positions(shape[0], self.patch_size, stride), patch_positions(shape[1], self.patch_size, stride))
 
     def num_queries(self, shape: tuple[int, int]) -> int:
         rows, cols = self.query_grid(shape)
         return len(rows) * len(cols)
 
-    def _normaliser(self, shape: tuple[int, int]) -> torch.Tensor:
-        """The folded window for an image of ``shape``: the denominator of Algorithm 1."""
-        if shape not in self._normalisers:
-            rows, cols = self.query_grid(shape)
+    def _normaliser(self, shape: tuple[int, int], rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The folded window of the query grid (rows, cols) on an image of ``shape``: the denominator of Algorithm 1."""
+        key = (*shape, len(rows), len(cols))
+        if key not in self._normalisers:
             ones = self.window.expand(len(rows) * len(cols), -1)
-            self._normalisers[shape] = fold_patches(ones, rows, cols, self.patch_size, torch.zeros(self.channels, *shape))
-        return self._normalisers[shape]
+            self._normalisers[key] = fold_patches(ones, rows, cols, self.patch_size, torch.zeros(self.channels, *shape))
+        return self._normalisers[key]
 
     def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
         shape = tuple(x_t.shape[-2:])
-        rows, cols = self.query_grid(shape)
+        rows, cols = self.query_grid(shape, float(sigma))
         coherent = self.propagating and alpha > 0 and sigma > 0
         if coherent:
             extra, searched, kept = self._propagation_plan(rows, cols, alpha)
@@ -96,7 +106,7 @@ class ImageDenoiser:
             fold_patches(denoised * self.window, rows[band], cols, self.patch_size, out)
         if coherent:
             self._previous = kept
-        return out / self._normaliser(shape)
+        return out / self._normaliser(shape, rows, cols)
 
     def _propagation_plan(self, rows: torch.Tensor, cols: torch.Tensor, alpha: float):
         """For a coherent call: the propagated candidates of every query (issue 3 (a); None on a
