@@ -186,14 +186,14 @@ def test_early_stride_queries_every_other_patch_then_carries_the_field(crop):
 
 def test_exact_image_denoiser_early_stride_is_the_coarser_grid_on_early_steps(crop):
     """ImageDenoiser(early_stride=2) is the stride-2 denoiser above ``early_stride_above`` and the stride-1
-    one below (each exact Eq. 2 over its own query grid); auto passes the option to its exact scales."""
+    one below (each exact Eq. 2 over its own query grid); auto keeps it off its exact (coarse) scales."""
     from sinfree.backends import resolve_backend
 
     early = ImageDenoiser(crop, 7, early_stride=2, early_stride_above=0.3)
     for (alpha, sigma), stride in (((0.5, 0.5), 2), ((0.9, 0.1), 1)):
         x = noisy(crop, alpha, sigma)
         assert torch.equal(early(x, alpha, sigma), ImageDenoiser(crop, 7, stride=stride)(x, alpha, sigma))
-    assert resolve_backend("auto", {"early_stride": 2, "k": 4}, 10, 10, 49) == ("exact", {"early_stride": 2})
+    assert resolve_backend("auto", {"early_stride": 2, "k": 4}, 10, 10, 49) == ("exact", {})
     with pytest.raises(ValueError, match="early_stride"):
         ImageDenoiser(crop, 7, early_stride=0)
 
