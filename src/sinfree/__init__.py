@@ -3,6 +3,15 @@
 Qiu, Kutulakos, Lindell, "Efficient and Training-Free Single-Image Diffusion Models", CVPR 2026.
 """
 
+import os
+
+# OpenMP threads waiting for work sleep instead of spinning (libgomp spins first by default). On shared
+# cores the spinning threads took the CPU from the working ones: with two other jobs on the 2 cores, a
+# Table-1 sample took 10-16 s spinning and 3.3-4.4 s sleeping, a NIfTI volume's enhancement 9.6 s
+# against 2.6 s (benchmarks/bench_threads.py). libgomp reads it when torch loads it, so it acts when
+# sinfree is imported before torch (the CLI, scripts that import sinfree first); the user's value wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .backends import BACKENDS, denoise_patches, make_backend
 from .errors import InputImageError, MemoryBudgetError, OutputError, SinfreeError
 from .generate import GenerationResult, GenerationSettings, Progress, generate, generate_samples
