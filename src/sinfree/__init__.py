@@ -6,10 +6,12 @@ Qiu, Kutulakos, Lindell, "Efficient and Training-Free Single-Image Diffusion Mod
 import os
 
 # OpenMP threads waiting for work sleep instead of spinning (libgomp spins first by default). On shared
-# cores the spinning threads took the CPU from the working ones: with two other jobs on the 2 cores, a
-# Table-1 sample took 10-16 s spinning and 3.3-4.4 s sleeping, a NIfTI volume's enhancement 9.6 s
-# against 2.6 s (benchmarks/bench_threads.py). libgomp reads it when torch loads it, so it acts when
-# sinfree is imported before torch (the CLI, scripts that import sinfree first); the user's value wins.
+# cores the spinning threads take the CPU from the working ones: with two other busy processes on the 2
+# cores, a Table-1 sample ran 1.8x and a NIfTI volume's enhancement 1.65x faster sleeping; on idle cores
+# the sample is unchanged and the volume (many small parallel regions) 1.85x slower, 1.3 s against 0.7 s
+# (benchmarks/results_threads.txt). The shared case is the one that went wrong by far (a volume: 55 s
+# against 2.6 s), so sleeping is the default. libgomp reads it when torch loads it: it acts when sinfree
+# is imported before torch (the CLI, scripts that import sinfree first); the user's value wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .backends import BACKENDS, denoise_patches, make_backend
