@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .backends import IMAGE_BACKENDS, make_backend
-from .patches import all_patches, extract_patches, fold_patches, gaussian_window, patch_positions
+from .patches import all_patches, extract_patches, fold_patches, gaussian_window, patch_positions, query_stride
 
 
 class ImageDenoiser:
@@ -66,7 +66,7 @@ class ImageDenoiser:
     def query_grid(self, shape: tuple[int, int], sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows and columns of the query patches' top-left corners for an image of ``shape`` at noise level
         ``sigma`` (the early stride above ``early_stride_above``)."""
-        stride = max(self.stride, self.early_stride) if sigma > self.early_stride_above else self.stride
+        stride = query_stride(self.stride, self.early_stride, self.early_stride_above, sigma)
         return (patch_positions(shape[0], self.patch_size, stride), patch_positions(shape[1], self.patch_size, stride))
 
     def num_queries(self, shape: tuple[int, int]) -> int:

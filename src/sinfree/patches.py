@@ -12,6 +12,12 @@ import torch
 WINDOW_FLOOR = 1e-12
 
 
+def query_stride(stride: int, early_stride: int, early_stride_above: float, sigma: float) -> int:
+    """The query grid's stride at noise level ``sigma``: ``stride``, or the coarser ``early_stride`` on the
+    early steps (s_t > ``early_stride_above``), where xhat0 is smooth."""
+    return max(stride, early_stride) if sigma > early_stride_above else stride
+
+
 def patch_positions(length: int, patch_size: int, stride: int = 1) -> torch.Tensor:
     """Top-left coordinates of patches along one axis: every ``stride``-th one, plus the last.
 

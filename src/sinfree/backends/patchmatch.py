@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..patches import gaussian_window_1d, patch_positions
+from ..patches import gaussian_window_1d, patch_positions, query_stride
 from .base import CallStats, PatchBackend
 from .ivf import principal_directions
 
@@ -130,7 +130,7 @@ class PatchMatchDenoiser:
     def query_grid(self, shape: tuple[int, int], sigma: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Top-left positions of the query patches at noise level ``sigma``: every ``stride``-th, or every
         ``early_stride``-th (the coarser) on the early steps, s_t > ``early_stride_above``."""
-        stride = max(self.stride, self.early_stride) if sigma > self.early_stride_above else self.stride
+        stride = query_stride(self.stride, self.early_stride, self.early_stride_above, sigma)
         return (
             patch_positions(shape[0], self.patch_size, stride).numpy(),
             patch_positions(shape[1], self.patch_size, stride).numpy(),
