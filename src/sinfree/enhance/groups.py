@@ -156,21 +156,22 @@ def scatter(values: torch.Tensor, groups: Groups, select: slice, out: torch.Tens
     out.index_add_(1, pixel, planes.permute(2, 0, 1, 3).reshape(channels, -1).to(out.dtype))
 
 
-def group_denoise(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, stage: GroupStage, generator=None) -> torch.Tensor:
+def group_denoise(
+    noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, stage: GroupStage, generator=None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One pass: groups matched on ``pilot``, each estimated by ``gaussian_posterior`` from the patches of
-    ``noisy`` (C, H, W) at noise std ``sigma``, aggregated with the groups' weights (BM3D's aggregation).
-    Float32 in, float32 out.
+    ``noisy`` (C, H, W) at noise std ``sigma``, aggregated with the groups' weights (BM3D's aggregation):
+    ``(mean, draw)``, float32 in and out.
 
-    With a ``generator``, a posterior draw: the aggregated draw offsets, rescaled at each pixel so that their
+    With a ``generator``, ``draw`` is a posterior draw (None without): the aggregated draw offsets, rescaled at each pixel so that their
     std is the weighted mean of the overlapping estimates' posterior stds (as if the overlapping estimates'
     errors were fully correlated; independent offsets would average away ~1 / sqrt(overlaps) of it)."""
     noisy, pilot = noisy.to(torch.float32), pilot.to(torch.float32)
     channels, height, width = noisy.shape
     p = min(stage.patch_size, height, width)
     groups = match_groups(pilot, p, stride=stage.stride, radius=stage.radius, k=stage.group_size)
-    sums = {
-        name: torch.zeros(channels, height * width, dtype=torch.float64) for name in ("value", "weight", "offset", "std", "var")
-    }
+    names = ("value", "weight") if generator is None else ("value", "weight", "offset", "std", "var")
+    sums = {name: torch.zeros(channels, height * width, dtype=torch.float64) for name in names}
     count, k = groups.index.shape
     chunk = max(1, CHUNK_VALUES // (k * channels * p * p))
     for start in range(0, count, chunk):
@@ -190,7 +191,9 @@ def group_denoise(noisy: torch.Tensor, pilot: torch.Tensor, sigma: float, stage:
             scatter((post.std * post.weight[:, None])[:, None], groups, select, sums["std"])
             scatter((post.std * post.weight[:, None]).square()[:, None], groups, select, sums["var"])
     norm = sums["weight"].clamp_min(1e-300)
-    result = sums["value"] / norm
+    mean = sums["value"] / norm
+    draw = None
     if generator is not None:
-        result = result + sums["offset"] / norm * (sums["std"] / sums["var"].sqrt().clamp_min(1e-300))
-    return result.reshape(channels, height, width).to(torch.float32)
+        draw = mean + sums["offset"] / norm * (sums["std"] / sums["var"].sqrt().clamp_min(1e-300))
+        draw = draw.reshape(channels, height, width).to(torch.float32)
+    return mean.reshape(channels, height, width).to(torch.float32), draw

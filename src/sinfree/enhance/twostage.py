@@ -61,8 +61,8 @@ def two_stage_denoise(
     a posterior draw (``groups.gaussian_posterior``) while the next pass is guided by the posterior mean."""
     outputs, guide = [], pilot
     for index, stage in enumerate(plan.passes):
-        mean = group_denoise(y, guide, sigma, stage)
-        outputs.append(mean if generator is None else group_denoise(y, guide, sigma, stage, generator))
+        mean, draw = group_denoise(y, guide, sigma, stage, generator)  # one block matching for both
+        outputs.append(mean if draw is None else draw)
         guide = mean
         if on_pass is not None:
             on_pass(index + 1)
@@ -102,7 +102,8 @@ def plug_and_play(
         z = operator.prox(x, plan.lam * sigma_n**2 / level**2)
         guide = pilot(z, level) if guide is None else x
         draw = generator if index == len(levels) - 1 else None
-        x = group_denoise(z, guide, level, plan.stage, draw).to(torch.float64)
+        mean, sample = group_denoise(z, guide, level, plan.stage, draw)
+        x = (mean if sample is None else sample).to(torch.float64)
         if on_step is not None:
             on_step(index + 1)
     return operator.prox(x, plan.lam * sigma_n**2 / levels[-1] ** 2)
