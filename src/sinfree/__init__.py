@@ -9,8 +9,8 @@ import os
 # cores the spinning threads take the CPU from the working ones: with two other busy processes on the 2
 # cores, a Table-1 sample ran 1.8x and a NIfTI volume's enhancement 1.65x faster sleeping; on idle cores
 # the sample is unchanged and the volume (many small parallel regions) 1.85x slower, 1.3 s against 0.7 s
-# (benchmarks/results_threads.txt). The shared case is the one that went wrong by far (a volume's CLI run once
-# took 55 s; side by side under the same load 9.6 s spinning, 2.6 s sleeping), so sleeping is the default. libgomp reads it when torch loads it: it acts when sinfree
+# (benchmarks/bench_threads.py, results_threads.txt). The shared case costs more and is the common one on a
+# shared machine, so sleeping is the default. libgomp reads it when torch loads it: it acts when sinfree
 # is imported before torch (the CLI, scripts that import sinfree first); the user's value wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

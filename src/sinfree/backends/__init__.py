@@ -31,9 +31,10 @@ AUTO_EXACT_FLOPS = 2e10
 AUTO_FAST = "patchmatch"
 # nprobe 2 left the nearest-patch distance 12 % above exact on balloons; the projected search with
 # exact re-scoring of 20 candidates keeps it within 7 % and is 1.4x (248 x 186) to 2.4x (512^2) faster.
-# early_stride 2 (a quarter of the queries on the noisy steps): 1.3x faster per Table-1 sample with SWD, nearest-patch
-# distance and diversity at 1.000 of exact over 12 images x 3 seeds (benchmarks/results_quality_early_stride.txt);
-# k = 4 as well was 1.1x faster again but moved the nearest-patch distance by 11-22 % on three images.
+# early_stride 2 (a quarter of the queries on the noisy steps): 1.34x faster per Table-1 sample (benchmarks/ab_timing.py
+# --backend auto:early_stride=1 against auto) with SWD, nearest-patch distance and diversity at 1.000 of exact over
+# 12 images x 3 seeds (benchmarks/results_quality_early_stride.txt); k = 4 as well was 1.2x faster again but moved
+# the nearest-patch distance by 11-22 % on three images.
 AUTO_FAST_OPTIONS: dict = {"early_stride": 2}
 # options of the query grid (ImageDenoiser's and patchmatch's), which every backend takes; auto gives them to
 # its fast scales only
