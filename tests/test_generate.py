@@ -63,6 +63,7 @@ def test_auto_runs_exact_on_cheap_scales_and_patchmatch_on_costly_ones():
 
     settings = GenerationSettings(backend_options={"k": 12})
     assert scale_backend(settings, 3, (31, 24), (31, 24)) == ("exact", {})  # coarsest Table-1 scale: 170 queries
+    assert scale_backend(settings, 3, (62, 47), (62, 47))[0] == "patchmatch"  # the third: 1584 x 1584 x 675, 6.8e9
     name, options = scale_backend(settings, 3, (186, 248), (186, 248))  # full size: 40k x 40k x 675
     assert name == "patchmatch" and options["k"] == 12
     assert 4 * 40248**2 * 675 > AUTO_EXACT_FLOPS

@@ -253,3 +253,23 @@ def test_fused_memory_is_the_images_and_the_field():
     estimate = PatchMatchDenoiser.estimate_bytes(1010**2, 675, 1010**2)
     assert estimate < 0.6 * 4 * 1010**2 * 675
     assert math.isfinite(estimate)
+
+
+@pytest.mark.parametrize("shape, stride", [((40, 33), 2), ((41, 36), 2), ((30, 30), 1), ((37, 52), 3), ((15, 20), 2)])
+def test_grid_convolutions_equal_full_ones_at_the_query_grid(shape, stride):
+    """The tail's strided (transposed) convolutions equal the stride-1 ones restricted to (spread from) the
+    query grid: every s-th position plus the last, on or off the stride."""
+    import torch.nn.functional as F
+
+    from sinfree.backends.patchmatch import grid_correlation, grid_fold
+
+    generator = torch.Generator().manual_seed(0)
+    image, filters = torch.randn(3, *shape, generator=generator), torch.randn(5, 3, 7, 7, generator=generator)
+    rows, cols = patch_positions(shape[0], 7, stride).numpy(), patch_positions(shape[1], 7, stride).numpy()
+    expected = F.conv2d(image[None], filters)[0][:, rows][:, :, cols]
+    assert torch.allclose(grid_correlation(image, filters, rows, cols), expected, atol=1e-5)
+    maps = torch.randn(5, len(rows), len(cols), generator=generator)
+    full = torch.zeros(5, shape[0] - 6, shape[1] - 6)
+    full[:, torch.from_numpy(rows)[:, None], torch.from_numpy(cols)[None, :]] = maps
+    expected = F.conv_transpose2d(full[None], filters)[0]
+    assert torch.allclose(grid_fold(maps, filters, rows, cols, shape), expected, atol=1e-4)

@@ -173,13 +173,24 @@ class IVFBackend(CandidateBackend):
         return best_index.gather(1, keep.indices), keep.values
 
 
-def principal_directions(centred: torch.Tensor, count: int) -> torch.Tensor:
-    """The ``count`` leading principal directions (D, count) of centred points (n, D), from their
-    covariance (summed in float64, decomposed in float32: a search subspace, 3x faster at D = 675)."""
-    covariance = (centred.T.to(torch.float64) @ centred.to(torch.float64)) / max(1, len(centred))
-    with one_thread():  # threads only contend on a D x D eigh (sinfree.threads)
-        _, vectors = torch.linalg.eigh(covariance.to(torch.float32))  # ascending eigenvalues
-    return vectors[:, -count:].flip(1).contiguous()
+def principal_directions(centred: torch.Tensor, count: int, iterations: int = 3, oversample: int = 16) -> torch.Tensor:
+    """The ``count`` leading principal directions (D, count) of centred points (n, D): a search subspace.
+
+    Subspace iteration on their fp32 covariance from a fixed random start (``iterations`` products
+    with a QR each, ``count + oversample`` columns), then the exact eigenvectors of the covariance
+    restricted to that subspace (Rayleigh-Ritz). On 15 x 15 patches of balloons 3 iterations capture
+    99.9 % of the variance the exact top-32 eigenvectors do, in a third of the time of the full D x D
+    eigh it replaces (one thread, 19 against 62 ms; benchmarks/bench_subspace.py); the subspace only steers the search, distances are re-scored exactly.
+    """
+    dim = centred.shape[1]
+    covariance = (centred.T.to(torch.float32) @ centred.to(torch.float32)) / max(1, len(centred))
+    width = min(dim, count + oversample)
+    basis = torch.randn(dim, width, generator=torch.Generator().manual_seed(0))
+    with one_thread():  # threads only contend on small dense decompositions (sinfree.threads)
+        for _ in range(iterations):
+            basis, _ = torch.linalg.qr(covariance @ basis)
+        _, vectors = torch.linalg.eigh(basis.T @ covariance @ basis)  # ascending eigenvalues
+    return (basis @ vectors)[:, -count:].flip(1).contiguous()
 
 
 def kmeans(

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..backends import AUTO, AUTO_EXACT_FLOPS, IMAGE_BACKENDS, IVFBackend, PatchBackend, backend_class_for
+from ..backends import AUTO, CHEAP_EXACT_FLOPS, IMAGE_BACKENDS, IVFBackend, PatchBackend, backend_class_for
 from ..errors import InputImageError, SinfreeError
 from ..generate import GenerationResult, GenerationSettings, generate_samples
 from ..image_denoiser import ImageDenoiser
@@ -151,7 +151,7 @@ def masked_patches(reference: torch.Tensor, unknown: torch.Tensor, patch_size: i
 
 def masked_backend(name: str, options: dict, num_queries: int, num_patches: int, dim: int) -> tuple[str, dict]:
     """The patch backend of one masked scale: ``name`` itself, or for ``auto`` what ``resolve_backend``
-    picks with ``ivf`` as the fast backend (exact where a call costs at most AUTO_EXACT_FLOPS): the default
+    picks with ``ivf`` as the fast backend (exact where a call costs at most CHEAP_EXACT_FLOPS): the default
     fast backend, ``patchmatch``, searches the whole reference image and takes no patch mask. Options ivf
     does not take (patchmatch's ``tail``, ``passes``) are dropped."""
     if name in IMAGE_BACKENDS:
@@ -161,7 +161,7 @@ def masked_backend(name: str, options: dict, num_queries: int, num_patches: int,
     backend_class_for(name)  # unknown names: the usual error listing the choices
     if name != AUTO:
         return name, dict(options)
-    if PatchBackend.flops(num_queries, num_patches, dim) <= AUTO_EXACT_FLOPS:
+    if PatchBackend.flops(num_queries, num_patches, dim) <= CHEAP_EXACT_FLOPS:
         return "exact", {}
     accepted = inspect.signature(IVFBackend.__init__).parameters
     return "ivf", {key: value for key, value in options.items() if key in accepted}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..backends import AUTO, AUTO_EXACT_FLOPS, IMAGE_BACKENDS
+from ..backends import AUTO, CHEAP_EXACT_FLOPS, IMAGE_BACKENDS
 from ..backends.base import PatchBackend
 from ..image_denoiser import ImageDenoiser, make_image_denoiser
 from ..patches import all_patches
@@ -126,7 +126,7 @@ def choose_prior(settings: dict, plane: tuple[int, int], channels: int) -> tuple
 
     ``auto``: denoising with level 0 runs ``self`` while one call costs at most SELF_PRIOR_FLOPS; otherwise
     exact Eq. 2 (``ImageDenoiser(patches=...)``, the fused SDPA kernel) while one call costs at most
-    AUTO_EXACT_FLOPS, then ``patchmatch`` over the finest image of the set (the fastest at large sizes).
+    CHEAP_EXACT_FLOPS, then ``patchmatch`` over the finest image of the set (the fastest at large sizes).
     ``exact`` with level 0 for denoising is ``self`` at any size; ``ivf`` and ``patchmatch`` cannot leave a
     query's own patch out, so denoising with them starts at level 1; ``patchmatch`` takes the finest image
     of the set as its only reference.
@@ -144,7 +144,7 @@ def choose_prior(settings: dict, plane: tuple[int, int], channels: int) -> tuple
         first = 1
     if backend != AUTO:
         return backend, first
-    return ("exact" if cost / (4 if needs_self else 1) <= AUTO_EXACT_FLOPS else "patchmatch"), first
+    return ("exact" if cost / (4 if needs_self else 1) <= CHEAP_EXACT_FLOPS else "patchmatch"), first
 
 
 def build_denoiser(problem: Problem, settings: dict):
