@@ -254,7 +254,8 @@ class PatchMatchDenoiser:
         x_t, then improved by PatchMatch passes (alternating scan directions), all in the subspace;
         with their subspace distances (ascending; lower bounds of the full ones)."""
         num_queries = len(rows) * len(cols)
-        queries = np.ascontiguousarray(_project(x_t, self.projection)[rows][:, cols].reshape(num_queries, -1))
+        queries = grid_correlation(x_t.detach().to(torch.float32), self.projection, rows, cols)  # (dims, rows, cols)
+        queries = np.ascontiguousarray(queries.permute(1, 2, 0).numpy().reshape(num_queries, -1))
         self._queries = queries
         passes = self.passes
         if self._field is not None and not _same_grid(self._field_grid, (rows, cols)):  # the early stride ended
