@@ -64,7 +64,9 @@ def main() -> None:
     exact = captured(exact_directions(centred, args.count))
     print(f"{args.image.name}: {len(centred)} patches of dimension {centred.shape[1]}, top {args.count} directions")
     print(f"  full eigh (float64 covariance): {best_seconds(lambda: exact_directions(centred, args.count)) * 1e3:.1f} ms")
-    print(f"  the previous code (float64 covariance, float32 eigh): {best_seconds(lambda: previous_directions(centred, args.count)) * 1e3:.1f} ms")
+    print(
+        f"  the previous code (float64 covariance, float32 eigh): {best_seconds(lambda: previous_directions(centred, args.count)) * 1e3:.1f} ms"
+    )
     print(f"  subspace iteration (3, fp32):   {best_seconds(lambda: principal_directions(centred, args.count)) * 1e3:.1f} ms")
     for iterations in range(1, 5):
         share = captured(principal_directions(centred, args.count, iterations=iterations)) / exact

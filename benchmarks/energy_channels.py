@@ -58,7 +58,11 @@ def main() -> None:
             share_printed = True
         for label, energy in (("MS", mean_square), ("HF", high_frequency_energy)):
             ratio = (energy(xhat0) / energy(reference)).numpy()
-            print(f"  {name + ' ' + label:24s} " + " ".join(f"{r:5.2f}" for r in ratio) + f"   mean of 3..15: {np.mean(ratio[3:]):.2f}")
+            print(
+                f"  {name + ' ' + label:24s} "
+                + " ".join(f"{r:5.2f}" for r in ratio)
+                + f"   mean of 3..15: {np.mean(ratio[3:]):.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -332,10 +332,11 @@ def grid_correlation(image: torch.Tensor, filters: torch.Tensor, rows: np.ndarra
     return out
 
 
-def grid_fold(maps: torch.Tensor, filters: torch.Tensor, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+def grid_fold(
+    maps: torch.Tensor, filters: torch.Tensor, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
+) -> torch.Tensor:
     """The transpose of ``grid_correlation``: weight maps (m, len(rows), len(cols)) on the query grid
     spread by the filters (m, C, P, P) into a (C, H, W) image, one strided transposed convolution per run."""
-    p = filters.shape[-1]
     out = torch.zeros(filters.shape[1], *shape, dtype=filters.dtype)
     for top, row_step, row_slice in _runs(rows):
         for left, col_step, col_slice in _runs(cols):
