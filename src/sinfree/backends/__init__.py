@@ -25,10 +25,11 @@ IMAGE_BACKENDS = {PatchMatchDenoiser.name: PatchMatchDenoiser}
 
 # ``backend="auto"``: exact Eq. 2 where one call costs at most AUTO_EXACT_FLOPS (4 N M D), the fast backend with
 # AUTO_FAST_OPTIONS elsewhere (benchmarks/bench_quality.py measures the choice). 2e9 (about 12 ms a call here) is where
-# patchmatch becomes the cheaper of the two: the Table-1 setting's third scale (47 x 62, 6.8e9 per call) took 0.38 s
-# of a 1.33 s sample exact, about 0.15 s with patchmatch (benchmarks/ab_timing.py); over the 15 benchmark images x 3
-# seeds SWD, nearest-patch distance and diversity stayed at 1.001, 1.036 and 1.000 of exact (2e10 before: 1.000,
-# 1.003, 1.001; benchmarks/results_quality_auto.txt). Only the coarsest scale (~1e8) stays exact there.
+# patchmatch becomes the cheaper of the two: the Table-1 setting's third scale (47 x 62, 6.8e9 per call) took 0.41 s
+# of a 1.37 s sample exact, 0.06 s with patchmatch (benchmarks/ab_timing.py --per-scale); over the 15 benchmark images x 3
+# seeds SWD, nearest-patch distance and diversity stayed at 1.000, 1.037 and 1.000 of exact (2e10 before: 1.000,
+# 1.003, 1.001; benchmarks/results_quality_auto_2e9.txt, and results_quality_auto.txt at commit 78807d3). Only the
+# coarsest scale (~1e8) stays exact there.
 AUTO = "auto"
 AUTO_EXACT_FLOPS = 2e9
 # Exact Eq. 2 where it costs at most this per call (about 0.1 s at this machine's 150 GFLOP/s) for the masked
@@ -42,9 +43,9 @@ AUTO_FAST = "patchmatch"
 # 12 images x 3 seeds (benchmarks/results_quality_early_stride.txt); k = 4 as well was 1.2x faster again but moved
 # the nearest-patch distance by 11-22 % on three images.
 # early_stride_above 0.21 (the s_t = 0.22 step of T = 10 too; measured as 0.2): 1.09x faster again on one thread
-# (Table 1), 1.13x at 512^2, at SWD, nearest-patch distance and diversity 1.000, 1.038, 1.000 of exact over 15 images
+# (Table 1), 1.13x at 512^2 (benchmarks/ab_timing.py [--side 512] --backend auto:early_stride_above=0.3 against auto), at SWD, nearest-patch distance and diversity 1.000, 1.038, 1.000 of exact over 15 images
 # x 3 seeds (0.3: 1.000, 1.037, 1.000). Not 0.2: with T = 6 that strides the s_t = 0.2 step too, and the tiled gravel
-# of tests/test_editing.py then closed its seam less well (mean seam error 1.15 against 1.09 over 8 seeds).
+# of tests/test_editing.py then missed its seam bound (mean seam error 1.16 over its 4 seeds, bound 1.1).
 AUTO_FAST_OPTIONS: dict = {"early_stride": 2, "early_stride_above": 0.21}
 # options of the query grid (ImageDenoiser's and patchmatch's), which every backend takes; auto gives them to
 # its fast scales only
