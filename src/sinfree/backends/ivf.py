@@ -180,7 +180,8 @@ def principal_directions(centred: torch.Tensor, count: int, iterations: int = 3,
     with a QR each, ``count + oversample`` columns), then the exact eigenvectors of the covariance
     restricted to that subspace (Rayleigh-Ritz). On 15 x 15 patches of balloons 3 iterations capture
     99.9 % of the variance the exact top-32 eigenvectors do, in about a third of the time of the full
-    D x D eigh it replaces (one thread: 19 against 53-62 ms; benchmarks/bench_subspace.py); the subspace only steers the search, distances are re-scored exactly.
+    D x D eigh it replaces (one thread: 19 against 53-62 ms; benchmarks/bench_subspace.py). The subspace
+    only steers the search: distances are re-scored exactly.
     """
     dim = centred.shape[1]
     covariance = (centred.T.to(torch.float32) @ centred.to(torch.float32)) / max(1, len(centred))

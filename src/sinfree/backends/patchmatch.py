@@ -210,8 +210,7 @@ class PatchMatchDenoiser:
         p = self.patch_size
         patches = self._reference_grid[:, samples // self.position_shape[1], samples % self.position_shape[1]]
         patches = patches.permute(1, 0, 2, 3).contiguous()  # (m, C, P, P)
-        image = x_t.detach().to(torch.float32)[None]
-        cross = grid_correlation(image[0], patches, rows, cols).reshape(self.tail, -1).T
+        cross = grid_correlation(x_t.detach().to(torch.float32), patches, rows, cols).reshape(self.tail, -1).T
         norms = _box_sums(x_t.detach().to(torch.float64).square().sum(dim=0), p)[rows][:, cols].reshape(-1, 1).to(torch.float32)
         dist = (norms - 2 * alpha * cross + alpha**2 * patches.square().sum(dim=(1, 2, 3))).clamp_min_(0.0)
         rejected = (torch.from_numpy(cand)[:, :, None] == samples[None, None, :]).any(dim=1)
