@@ -128,6 +128,45 @@ def test_sliding_distances_equal_full_sums(crop):
         assert np.allclose(distances(refresh), expected, rtol=1e-5, atol=1e-6), refresh
 
 
+def test_full_distance_pass_slides_neighbour_distances_exactly(crop):
+    """The full-distance PatchMatch pass slides a propagated candidate's distance from its neighbour's
+    (one column or row out, one in): after a forward and a backward pass on a coherent field every kept
+    distance equals its float64 full sum to 1e-5 relative, and the pass keeps the same candidates as
+    with no sliding (refresh 0: every distance a full sum)."""
+    from sinfree.backends import patchmatch as pm
+
+    shifted = crop[:, 3:27, 4:32]
+    x = 0.9 * shifted + 0.1 * torch.randn(shifted.shape, generator=torch.Generator().manual_seed(1))
+    fused = PatchMatchDenoiser(crop, 7, k=4, tail=0, full_passes=0)
+    for _ in range(3):
+        fused(x, 0.9, 0.1)
+    rows, cols = fused.query_grid(tuple(x.shape[-2:]))
+    hp, wp = fused.position_shape
+    scaled, scaled_columns = fused.reference_rows * np.float32(0.9), fused.reference_columns * np.float32(0.9)
+    x_rows, x_columns = pm._rows_layout(x), pm._columns_layout(x)
+    start = pm._kernels().exact_distances(x_rows, scaled, x_columns, scaled_columns, rows, cols, *fused.field, math.inf, 7, 3, wp, 32)
+    order = np.argsort(start, axis=1, kind="stable")
+
+    def passes(refresh):
+        cand = np.ascontiguousarray(np.take_along_axis(fused.field[0], order, axis=1))
+        dist = np.ascontiguousarray(np.take_along_axis(start, order, axis=1))
+        for forward in (True, False):
+            pm._kernels().propagate_and_search(
+                fused._queries, fused.members, np.float32(0.9), len(cols), cand, dist, np.diff(rows), np.diff(cols), hp, wp,
+                pm.BAND_ROWS, forward, 5, True, x_rows, scaled, x_columns, scaled_columns, rows, cols, 3, 7, refresh,
+            )  # fmt: skip
+        return cand, dist
+
+    slid_cand, slid_dist = passes(32)
+    full_cand, full_dist = passes(0)
+    queries, patches = all_patches(x.double(), 7), all_patches(crop.double(), 7)
+    expected = ((queries[:, None] - 0.9 * patches[torch.from_numpy(slid_cand)]) ** 2).sum(-1).numpy()
+    assert np.allclose(slid_dist, expected, rtol=1e-5, atol=1e-6)
+    assert (np.sort(slid_cand, axis=1) == np.sort(full_cand, axis=1)).all(axis=1).mean() > 0.99
+    same = slid_cand == full_cand
+    assert np.allclose(slid_dist[same], full_dist[same], rtol=1e-5, atol=1e-6)
+
+
 def exact_error(fused, reference, crop, alpha, sigma, trials=4):
     errors = []
     for seed in range(trials):

@@ -157,7 +157,7 @@ class PatchMatchDenoiser:
             self.position_shape[1], REFRESH,
         )  # fmt: skip
         if sigma <= self.full_search_below and self.full_passes and self.k < self.num_patches:
-            cand, dist = self._full_search(x, scaled, float(alpha), rows, cols, cand, dist)
+            cand, dist = self._full_search(x, scaled, x_columns, scaled_columns, float(alpha), rows, cols, cand, dist)
         dist = torch.from_numpy(dist)
         tail = None
         if sigma == 0:  # the nearest candidate
@@ -229,7 +229,7 @@ class PatchMatchDenoiser:
     def _call_seed(self) -> int:
         return (self._trajectory_seed * 1_000_003 + self._calls) % 2**63
 
-    def _full_search(self, x, scaled, alpha, rows, cols, cand, dist) -> tuple[np.ndarray, np.ndarray]:
+    def _full_search(self, x, scaled, x_columns, scaled_columns, alpha, rows, cols, cand, dist) -> tuple[np.ndarray, np.ndarray]:
         """PatchMatch passes scored by the full distances (the classic PatchMatch): at the late, sharp
         steps Eq. 2 is nearly the nearest patch, which the subspace search misses for ~1 query in 10 on
         textured images; the field keeps the improved candidates for the next call."""
@@ -240,8 +240,8 @@ class PatchMatchDenoiser:
         for n in range(self.full_passes):
             _kernels().propagate_and_search(
                 self._queries, self.members, np.float32(alpha), len(cols), cand, dist, np.diff(rows), np.diff(cols), hp, wp,
-                BAND_ROWS, (self._calls + n) % 2 == 1, self._call_seed() * 11 + n + 1, True, x, scaled, rows, cols,
-                self.channels, self.patch_size,
+                BAND_ROWS, (self._calls + n) % 2 == 1, self._call_seed() * 11 + n + 1, True, x, scaled, x_columns,
+                scaled_columns, rows, cols, self.channels, self.patch_size, REFRESH,
             )  # fmt: skip
         self._field = (cand, self._field[1])
         return cand, dist
@@ -278,8 +278,9 @@ class PatchMatchDenoiser:
                 forward = (self._calls + n) % 2 == 0
                 _kernels().propagate_and_search(
                     queries, self.members, alpha32, len(cols), cand, dist, row_step, col_step, hp, wp, BAND_ROWS, forward,
-                    self._call_seed() * 7 + n + 1, False, x, scaled, rows, cols, self.channels, self.patch_size,
-                )  # fmt: skip
+                    self._call_seed() * 7 + n + 1, False, x, scaled, x, scaled, rows, cols, self.channels, self.patch_size,
+                    REFRESH,
+                )  # fmt: skip  # (the transposed images are read by full passes only)
         return cand, dist
 
     def _fold(self, source, source_wp, positions, weights, rows, cols, shape) -> torch.Tensor:

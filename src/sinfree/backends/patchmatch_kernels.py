@@ -108,6 +108,20 @@ def _insert(cand_row, dist_row, position, distance):
 
 
 @njit(inline="always")
+def _insert_linked(cand_row, dist_row, link_row, position, distance, links):
+    """``_insert`` that also keeps each entry's slide count (``links``: 0 for a full sum) in ``link_row``."""
+    j = cand_row.shape[0] - 1
+    while j > 0 and dist_row[j - 1] > distance:
+        cand_row[j] = cand_row[j - 1]
+        dist_row[j] = dist_row[j - 1]
+        link_row[j] = link_row[j - 1]
+        j -= 1
+    cand_row[j] = position
+    dist_row[j] = distance
+    link_row[j] = links
+
+
+@njit(inline="always")
 def _try(query, members, alpha, position, cand_row, dist_row):
     """Score a candidate position in the subspace and keep it if it beats the worst of the k."""
     if _contains(cand_row, position):
@@ -118,7 +132,7 @@ def _try(query, members, alpha, position, cand_row, dist_row):
 
 
 @njit(inline="always")
-def _try_full(query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row):
+def _try_full(query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row, link_row):
     """Score a candidate position by its full distance and keep it if it beats the worst of the k. The
     subspace distance, a lower bound, rejects most candidates first, and the full sum stops once it
     exceeds the worst (neither changes which candidates are kept)."""
@@ -130,13 +144,20 @@ def _try_full(query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_siz
     pr = position // wp
     d = _distance_below(x, qr, qc0, scaled, pr, (position - pr * wp) * channels, patch_size, patch_size * channels, worst)
     if d < worst:
-        _insert(cand_row, dist_row, position, d)
+        _insert_linked(cand_row, dist_row, link_row, position, d, 0)
 
 
 @njit(inline="always")
-def _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row):
+def _try_slid(position, distance, links, cand_row, dist_row, link_row):
+    """Keep a candidate whose full distance was slid from a neighbour's if it beats the worst of the k."""
+    if not _contains(cand_row, position) and distance < dist_row[dist_row.shape[0] - 1]:
+        _insert_linked(cand_row, dist_row, link_row, position, distance, links)
+
+
+@njit(inline="always")
+def _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row, link_row):
     if full:
-        _try_full(query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row)
+        _try_full(query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row, link_row)
     else:
         _try(query, members, alpha, position, cand_row, dist_row)
 
@@ -262,8 +283,9 @@ def exact_distances(x, scaled, xt, scaled_t, rows, cols, cand, lower_bounds, cut
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def propagate_and_search(
-    queries, members, alpha, num_cols, cand, dist, row_step, col_step, hp, wp, band_rows, forward, seed, full, x, scaled, rows, cols, channels, patch_size
-):
+    queries, members, alpha, num_cols, cand, dist, row_step, col_step, hp, wp, band_rows, forward, seed, full, x, scaled,
+    xt, scaled_t, rows, cols, channels, patch_size, refresh,
+):  # fmt: skip
     """One PatchMatch pass (Barnes et al. 2009) over the query grid in the principal subspace, in
     bands of ``band_rows`` grid rows run in parallel: each query tries its two already-visited
     neighbours' candidates shifted by the offset between the queries (left and above on a forward
@@ -274,11 +296,17 @@ def propagate_and_search(
     consecutive grid rows / columns.
 
     ``full``: candidates are scored by their full distance ``||x_q - a y_p||^2`` (``x``, ``scaled`` =
-    a * reference, (rows, width * C) layout) instead of the subspace one, and ``dist`` holds full
-    distances (sorted ascending): the classic PatchMatch, exact nearest neighbours where it converges."""
+    a * reference, (rows, width * C) layout; ``xt``, ``scaled_t`` the same transposed, (W, H * C)) instead
+    of the subspace one, and ``dist`` holds full distances (sorted ascending): the classic PatchMatch,
+    exact nearest neighbours where it converges. A neighbour's candidate one pixel away is then slid
+    from the neighbour's distance (the two patch pairs share all but one column or row: 2 P C numbers
+    instead of P^2 C, as ``exact_distances`` does), a chain restarted with a full sum after ``refresh``
+    slides to bound fp32 drift."""
     num_rows = cand.shape[0] // num_cols
     k = cand.shape[1]
     before = cand.copy()
+    links = np.zeros((cand.shape[0] if full else 1, k), dtype=np.int32)  # slides behind each full distance
+    row_length = patch_size * channels
     num_bands = (num_rows + band_rows - 1) // band_rows
     step = 1 if forward else -1
     for band in prange(num_bands):
@@ -290,24 +318,49 @@ def propagate_and_search(
                 c = n_c if forward else num_cols - 1 - n_c
                 q = r * num_cols + c
                 query, cand_row, dist_row = queries[q], cand[q], dist[q]
+                link_row = links[q] if full else links[0]
                 qr, qc0 = rows[r], cols[c] * channels
                 # the neighbour visited just before along the row, and the one in the previous row
                 c_prev = c - step
                 if 0 <= c_prev < num_cols:
                     dc = col_step[min(c, c_prev)] * step
+                    qn = cols[c_prev]
                     for j in range(k):
                         p = cand[q - step, j]
-                        if p >= 0 and 0 <= p % wp + dc < wp:
-                            _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, p + dc, cand_row, dist_row)
+                        if p < 0 or not 0 <= p % wp + dc < wp:
+                            continue
+                        if full and (dc == 1 or dc == -1) and dist[q - step, j] < np.inf and links[q - step, j] < refresh:
+                            pr, pn = p // wp, p % wp
+                            first, last = (0, patch_size) if dc == 1 else (patch_size - 1, -1)  # column out, column in
+                            d = (
+                                dist[q - step, j]
+                                - _column_distance(xt, qn + first, qr * channels, scaled_t, pn + first, pr * channels, row_length)
+                                + _column_distance(xt, qn + last, qr * channels, scaled_t, pn + last, pr * channels, row_length)
+                            )
+                            _try_slid(p + dc, max(d, np.float32(0.0)), links[q - step, j] + 1, cand_row, dist_row, link_row)
+                        else:
+                            _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, p + dc, cand_row, dist_row, link_row)
                 r_prev = r - step
                 if 0 <= r_prev < num_rows:
                     dr = row_step[min(r, r_prev)] * step
                     in_band = first_row <= r_prev <= last_row
                     neighbour = r_prev * num_cols + c
+                    qn = rows[r_prev]
                     for j in range(k):
                         p = cand[neighbour, j] if in_band else before[neighbour, j]
-                        if p >= 0 and 0 <= p // wp + dr < hp:
-                            _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, p + dr * wp, cand_row, dist_row)
+                        if p < 0 or not 0 <= p // wp + dr < hp:
+                            continue
+                        if full and in_band and (dr == 1 or dr == -1) and dist[neighbour, j] < np.inf and links[neighbour, j] < refresh:
+                            pr, pc0 = p // wp, (p % wp) * channels
+                            first, last = (0, patch_size) if dr == 1 else (patch_size - 1, -1)  # row out, row in
+                            d = (
+                                dist[neighbour, j]
+                                - _distance_below(x, qn + first, qc0, scaled, pr + first, pc0, 1, row_length, np.inf)
+                                + _distance_below(x, qn + last, qc0, scaled, pr + last, pc0, 1, row_length, np.inf)
+                            )
+                            _try_slid(p + dr * wp, max(d, np.float32(0.0)), links[neighbour, j] + 1, cand_row, dist_row, link_row)
+                        else:
+                            _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, p + dr * wp, cand_row, dist_row, link_row)
                 # random search around the best candidate
                 best = cand_row[0]
                 br, bc = best // wp, best % wp
@@ -319,7 +372,7 @@ def propagate_and_search(
                     pr = lo_r + _random_below(seed, q, draw, hi_r - lo_r + 1)
                     pc = lo_c + _random_below(seed, q, draw + 1, hi_c - lo_c + 1)
                     draw += 2
-                    _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, pr * wp + pc, cand_row, dist_row)
+                    _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, pr * wp + pc, cand_row, dist_row, link_row)
                     radius //= 2
 
 
