@@ -15,27 +15,17 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_subspace import best_seconds
 
 from sinfree.image_io import load_image
 from sinfree.pyramid import build_pyramid
 from sinfree.schedule import flow_schedule
 
 BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15"
-
-
-def best_seconds(function, repeats: int = 20) -> float:
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def gemm_rates(n: int, d: int) -> None:
@@ -53,7 +43,7 @@ def gemm_rates(n: int, d: int) -> None:
     }
     print(f"{n} x {d} by {d} x {n}, {torch.get_num_threads()} threads")
     for name, (left, right, product) in cases.items():
-        seconds = best_seconds(lambda left=left, right=right, product=product: product(left, right))
+        seconds = best_seconds(lambda left=left, right=right, product=product: product(left, right), repeats=20)
         print(f"  {name:20s} {seconds * 1e3:7.2f} ms  {flops / seconds / 1e9:7.0f} G(FL)OP/s")
 
 

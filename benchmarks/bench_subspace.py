@@ -36,6 +36,8 @@ def previous_directions(centred: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def best_seconds(function, repeats: int = 5) -> float:
+    """The shortest of ``repeats`` timed calls, after one untimed call (warm-up)."""
+    function()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
