@@ -44,7 +44,7 @@ AUTO_FAST = "patchmatch"
 # the nearest-patch distance by 11-22 % on three images.
 # early_stride_above 0.21 (the s_t = 0.22 step of T = 10 too; measured as 0.2): 1.09x faster again on one thread
 # (Table 1), 1.13x at 512^2 (benchmarks/ab_timing.py [--side 512] --backend auto:early_stride_above=0.3 against
-# auto), at SWD, nearest-patch distance and diversity 1.000, 1.038, 1.000 of exact over 15 images x 3 seeds
+# auto), at SWD, nearest-patch distance and diversity 1.000, 1.037, 1.000 of exact over 15 images x 3 seeds
 # (benchmarks/results_quality_auto.txt; 0.3: 1.000, 1.037, 1.000). Not 0.2: with T = 6 that strides the s_t = 0.2 step too, and the tiled gravel
 # of tests/test_editing.py then missed its seam bound (mean seam error 1.16 over its 4 seeds, bound 1.1).
 AUTO_FAST_OPTIONS: dict = {"early_stride": 2, "early_stride_above": 0.21}
