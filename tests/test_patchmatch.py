@@ -99,21 +99,23 @@ def test_full_distance_passes_find_nearest_patches_the_subspace_misses(crop):
     assert found(full_passes=2, full_search_below=0.001) == subspace_only
 
 
-def test_sliding_distances_equal_full_sums(crop):
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_sliding_distances_equal_full_sums(crop, stride):
     """On a coherent field (a shifted crop of the reference finds itself) most distances are slid
-    from the left neighbour's (one column out, one in); all must equal float64 full sums to 1e-5
-    relative, and match the kernel without sliding (refresh 0)."""
+    from the left neighbour's (``stride`` columns out, as many in); all must equal float64 full sums
+    to 1e-5 relative, and match the kernel without sliding (refresh 0)."""
     from sinfree.backends import patchmatch as pm
 
     shifted = crop[:, 3:27, 4:32]
     x = 0.9 * shifted + 0.1 * torch.randn(shifted.shape, generator=torch.Generator().manual_seed(1))
-    fused = PatchMatchDenoiser(crop, 7, k=4, tail=0)
+    fused = PatchMatchDenoiser(crop, 7, k=4, tail=0, stride=stride)
     for _ in range(3):
         fused(x, 0.9, 0.1)
     rows, cols = fused.query_grid(tuple(x.shape[-2:]))
     cand, bounds = fused.field
     wp = fused.position_shape[1]
-    assert ((cand[1:] - 1)[:, :, None] == cand[:-1, None, :]).any(axis=2).mean() > 0.5  # mostly slid
+    grid = cand.reshape(len(rows), len(cols), -1)
+    assert ((grid[:, 1:] - stride)[..., None] == grid[:, :-1, None, :]).any(axis=-1).mean() > 0.5  # mostly slid
 
     def distances(refresh):
         scaled = fused.reference_rows * np.float32(0.9)
@@ -121,7 +123,7 @@ def test_sliding_distances_equal_full_sums(crop):
         args = (pm._rows_layout(x), scaled, pm._columns_layout(x), scaled_columns, rows, cols, cand, bounds, math.inf)
         return pm._kernels().exact_distances(*args, 7, 3, wp, refresh)
 
-    queries = all_patches(x.double(), 7)
+    queries = all_patches(x.double(), 7).reshape(x.shape[1] - 6, x.shape[2] - 6, -1)[rows][:, cols].reshape(len(cand), -1)
     patches = all_patches(crop.double(), 7)
     expected = ((queries[:, None] - 0.9 * patches[torch.from_numpy(cand)]) ** 2).sum(-1).numpy()
     for refresh in (0, 32):

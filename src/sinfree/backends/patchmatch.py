@@ -233,9 +233,7 @@ class PatchMatchDenoiser:
         """PatchMatch passes scored by the full distances (the classic PatchMatch): at the late, sharp
         steps Eq. 2 is nearly the nearest patch, which the subspace search misses for ~1 query in 10 on
         textured images; the field keeps the improved candidates for the next call."""
-        order = np.argsort(dist, axis=1, kind="stable")
-        cand = np.ascontiguousarray(np.take_along_axis(cand, order, axis=1))
-        dist = np.ascontiguousarray(np.take_along_axis(dist, order, axis=1))
+        _kernels().sort_by_distance(cand, dist)
         hp, wp = self.position_shape
         for n in range(self.full_passes):
             _kernels().propagate_and_search(
@@ -258,7 +256,7 @@ class PatchMatchDenoiser:
         self._queries = queries
         passes = self.passes
         if self._field is not None and not _same_grid(self._field_grid, (rows, cols)):  # the early stride ended
-            cand = _regrid_field(self._field[0], *self._field_grid, rows, cols, self.position_shape)
+            cand = _regrid_field(self._field[0], *self._field_grid, rows, cols, self.position_shape, self._call_seed())
             self._field = (cand, np.empty(cand.shape, dtype=np.float32))
         self._field_grid = (rows, cols)
         if self._field is None or self._field[0].shape[0] != num_queries:
@@ -350,30 +348,16 @@ def _same_grid(grid, other) -> bool:
     return grid is not None and all(np.array_equal(a, b) for a, b in zip(grid, other))
 
 
-def _regrid_field(cand, old_rows, old_cols, rows, cols, position_shape) -> np.ndarray:
+def _regrid_field(cand, old_rows, old_cols, rows, cols, position_shape, seed: int = 0) -> np.ndarray:
     """The candidates (n_old, k) of a field on the query grid (old_rows, old_cols) carried to the grid
     (rows, cols): each query takes the candidates of the nearest old query, shifted by the offset between
     the two (PatchMatch's coherence; unshifted where the shift leaves the reference), duplicates in a
-    query's list replaced by random positions. Positions are ``row * Wp + col`` on ``position_shape``."""
-    hp, wp = position_shape
-    k = cand.shape[1]
+    query's list replaced by random positions (from ``seed``). Positions are ``row * Wp + col`` on ``position_shape``."""
     near_rows = np.abs(rows[:, None] - old_rows[None, :]).argmin(axis=1)
     near_cols = np.abs(cols[:, None] - old_cols[None, :]).argmin(axis=1)
-    old = cand.reshape(len(old_rows), len(old_cols), k)[near_rows][:, near_cols]
-    shifted_rows = old // wp + (rows - old_rows[near_rows])[:, None, None]
-    shifted_cols = old % wp + (cols - old_cols[near_cols])[None, :, None]
-    inside = (old >= 0) & (shifted_rows >= 0) & (shifted_rows < hp) & (shifted_cols >= 0) & (shifted_cols < wp)
-    new = np.where(inside, shifted_rows * wp + shifted_cols, old).reshape(-1, k)
-    ordered = np.sort(new, axis=1)
-    clashes = np.flatnonzero(((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any(axis=1))
-    generator = np.random.default_rng(len(clashes))
-    for q in clashes:  # rare: a shift clipped onto another candidate
-        seen = set()
-        for j in range(k):
-            while new[q, j] in seen and new[q, j] >= 0:
-                new[q, j] = generator.integers(hp * wp)
-            seen.add(int(new[q, j]))
-    return np.ascontiguousarray(new)
+    return _kernels().regrid_field(
+        cand, len(old_cols), near_rows, near_cols, rows - old_rows[near_rows], cols - old_cols[near_cols], *position_shape, seed,
+    )  # fmt: skip
 
 
 def _kernels():

@@ -190,15 +190,55 @@ def rescore_projected(queries, members, alpha, cand, dist):
         for j in range(k):
             position = cand[q, j]
             dist[q, j] = np.inf if position < 0 else _projected_distance(queries[q], members, position, alpha)
-        for j in range(1, k):  # insertion sort of k entries
-            position, d = cand[q, j], dist[q, j]
-            i = j
-            while i > 0 and dist[q, i - 1] > d:
-                cand[q, i] = cand[q, i - 1]
-                dist[q, i] = dist[q, i - 1]
-                i -= 1
-            cand[q, i] = position
-            dist[q, i] = d
+        _sort_row(cand[q], dist[q])
+
+
+@njit(inline="always")
+def _sort_row(cand_row, dist_row):
+    """Insertion sort of a query's k candidates by distance (stable; k is small)."""
+    for j in range(1, cand_row.shape[0]):
+        position, d = cand_row[j], dist_row[j]
+        i = j
+        while i > 0 and dist_row[i - 1] > d:
+            cand_row[i] = cand_row[i - 1]
+            dist_row[i] = dist_row[i - 1]
+            i -= 1
+        cand_row[i] = position
+        dist_row[i] = d
+
+
+@njit(parallel=True, cache=True)
+def sort_by_distance(cand, dist):
+    """Every query's candidates sorted by ascending distance, in place."""
+    for q in prange(cand.shape[0]):
+        _sort_row(cand[q], dist[q])
+
+
+@njit(parallel=True, cache=True)
+def regrid_field(cand, old_num_cols, near_rows, near_cols, row_shift, col_shift, hp, wp, seed):
+    """The candidates (n_old, k) of a field carried to a new query grid: new query (r, c) takes those of
+    old query (near_rows[r], near_cols[c]) shifted by (row_shift[r], col_shift[c]) pixels (unshifted
+    where the shift leaves the reference); a duplicate within a query's list is replaced by a random
+    position. Positions are ``row * wp + col``."""
+    k = cand.shape[1]
+    num_cols = near_cols.shape[0]
+    new = np.empty((near_rows.shape[0] * num_cols, k), dtype=np.int64)
+    for r in prange(near_rows.shape[0]):
+        for c in range(num_cols):
+            q = r * num_cols + c
+            old = near_rows[r] * old_num_cols + near_cols[c]
+            draw = 0
+            for j in range(k):
+                p = cand[old, j]
+                if p >= 0:
+                    pr, pc = p // wp + row_shift[r], p % wp + col_shift[c]
+                    if 0 <= pr < hp and 0 <= pc < wp:
+                        p = pr * wp + pc
+                    while _contains(new[q, :j], p):  # rare: a shift clipped onto another candidate
+                        p = _random_below(seed, q, draw, hp * wp)
+                        draw += 1
+                new[q, j] = p
+    return new
 
 
 @njit(inline="always")
@@ -232,11 +272,11 @@ def exact_distances(x, scaled, xt, scaled_t, rows, cols, cand, lower_bounds, cut
     the caller sets to what it would drop anyway. ``xt``, ``scaled_t``: the two images transposed,
     (W, H * C).
 
-    Coherence (issue 3 (a)): when the query one column to the left holds the candidate one column
-    to the left, the two patch pairs share all but one column, so the distance is the neighbour's
-    minus its first column plus the new last column (2 P C numbers instead of P^2 C). Such a chain
-    is restarted with a full sum every ``refresh`` columns, which bounds fp32 drift (tested to 1e-5
-    relative against full sums).
+    Coherence (issue 3 (a)): when the query ``s`` grid columns to the left (s pixels, s < P / 2: the
+    query stride) holds the candidate s columns to the left, the two patch pairs share all but s
+    columns, so the distance is the neighbour's minus its first s columns plus the s new last ones
+    (2 s P C numbers instead of P^2 C). Such a chain is restarted with a full sum every ``refresh``
+    slides, which bounds fp32 drift (tested to 1e-5 relative against full sums).
     """
     num_cols = cols.shape[0]
     num_rows = rows.shape[0]
@@ -249,7 +289,8 @@ def exact_distances(x, scaled, xt, scaled_t, rows, cols, cand, lower_bounds, cut
         for c in range(num_cols):
             q = r * num_cols + c
             qc0 = cols[c] * channels
-            slides = c > 0 and cols[c] - cols[c - 1] == 1
+            shift = cols[c] - cols[c - 1] if c > 0 else 0
+            slides = 0 < shift and 2 * shift < patch_size
             best = np.float32(np.inf)
             for j in range(k):
                 p = cand[q, j]
@@ -257,24 +298,23 @@ def exact_distances(x, scaled, xt, scaled_t, rows, cols, cand, lower_bounds, cut
                     dist[q, j] = np.inf
                     continue
                 pr = p // wp
-                pc0 = (p - pr * wp) * channels
+                pc = p - pr * wp
                 found = -1
-                if slides and pc0 > 0:
+                if slides and pc >= shift:
                     for i in range(k):
-                        if cand[q - 1, i] == p - 1 and dist[q - 1, i] < np.inf and chain[q - 1, i] < refresh:
+                        if cand[q - 1, i] == p - shift and dist[q - 1, i] < np.inf and chain[q - 1, i] < refresh:
                             found = i
                             break
                 if found >= 0:
-                    qc, pc = cols[c], pc0 // channels
-                    d = (
-                        dist[q - 1, found]
-                        - _column_distance(xt, qc - 1, qr * channels, scaled_t, pc - 1, pr * channels, row_length)
-                        + _column_distance(xt, qc + patch_size - 1, qr * channels, scaled_t, pc + patch_size - 1, pr * channels, row_length)
-                    )
+                    d = dist[q - 1, found]
+                    for u in range(cols[c - 1], cols[c]):  # columns out, then in
+                        d -= _column_distance(xt, u, qr * channels, scaled_t, pc - shift + u - cols[c - 1], pr * channels, row_length)
+                    for u in range(cols[c - 1] + patch_size, cols[c] + patch_size):
+                        d += _column_distance(xt, u, qr * channels, scaled_t, pc - shift + u - cols[c - 1], pr * channels, row_length)
                     d = max(d, np.float32(0.0))
                     chain[q, j] = chain[q - 1, found] + 1
                 else:  # inf beyond the cutoff: dropped either way
-                    d = _distance_below(x, qr, qc0, scaled, pr, pc0, patch_size, row_length, best + cutoff)
+                    d = _distance_below(x, qr, qc0, scaled, pr, pc * channels, patch_size, row_length, best + cutoff)
                     chain[q, j] = 0
                 dist[q, j] = d
                 best = min(best, d)
