@@ -31,15 +31,19 @@ class ImageDenoiser:
         patches: torch.Tensor | None = None,
         early_stride: int = 1,
         early_stride_above: float = 0.3,
+        noisy_stride: int = 1,
+        noisy_stride_above: float = 0.5,
         **backend_options,
     ):
-        if early_stride < 1:
-            raise ValueError(f"early_stride must be >= 1, got {early_stride}")
+        if early_stride < 1 or noisy_stride < 1:
+            raise ValueError(f"early_stride and noisy_stride must be >= 1, got {early_stride}, {noisy_stride}")
         self.channels = reference.shape[0]
         self.patch_size = patch_size
         self.stride = stride
         self.early_stride = early_stride
         self.early_stride_above = early_stride_above
+        self.noisy_stride = noisy_stride
+        self.noisy_stride_above = noisy_stride_above
         self.rho = rho
         if patches is None:
             patches = all_patches(reference.to(torch.float32), patch_size)
@@ -66,7 +70,7 @@ class ImageDenoiser:
     def query_grid(self, shape: tuple[int, int], sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows and columns of the query patches' top-left corners for an image of ``shape`` at noise level
         ``sigma`` (the early stride above ``early_stride_above``)."""
-        stride = query_stride(self.stride, self.early_stride, self.early_stride_above, sigma)
+        stride = query_stride(self.stride, self.early_stride, self.early_stride_above, sigma, self.noisy_stride, self.noisy_stride_above)
         return (patch_positions(shape[0], self.patch_size, stride), patch_positions(shape[1], self.patch_size, stride))
 
     def num_queries(self, shape: tuple[int, int]) -> int:

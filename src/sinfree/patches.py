@@ -12,10 +12,15 @@ import torch
 WINDOW_FLOOR = 1e-12
 
 
-def query_stride(stride: int, early_stride: int, early_stride_above: float, sigma: float) -> int:
+def query_stride(
+    stride: int, early_stride: int, early_stride_above: float, sigma: float, noisy_stride: int = 1, noisy_stride_above: float = 0.5
+) -> int:
     """The query grid's stride at noise level ``sigma``: ``stride``, or the coarser ``early_stride`` on the
-    early steps (s_t > ``early_stride_above``), where xhat0 is smooth."""
-    return max(stride, early_stride) if sigma > early_stride_above else stride
+    early steps (s_t > ``early_stride_above``), where xhat0 is smooth, and ``noisy_stride`` on the noisiest
+    (s_t > ``noisy_stride_above``); the largest that applies."""
+    early = early_stride if sigma > early_stride_above else 1
+    noisy = noisy_stride if sigma > noisy_stride_above else 1
+    return max(stride, early, noisy)
 
 
 def patch_positions(length: int, patch_size: int, stride: int = 1) -> torch.Tensor:

@@ -50,7 +50,7 @@ AUTO_FAST = "patchmatch"
 AUTO_FAST_OPTIONS: dict = {"early_stride": 2, "early_stride_above": 0.21}
 # options of the query grid (ImageDenoiser's and patchmatch's), which every backend takes; auto gives them to
 # its fast scales only
-QUERY_GRID_OPTIONS = ("early_stride", "early_stride_above")
+QUERY_GRID_OPTIONS = ("early_stride", "early_stride_above", "noisy_stride", "noisy_stride_above")
 
 
 def backend_names() -> list[str]:

@@ -39,9 +39,11 @@ class PatchMatchDenoiser:
     ``tail`` uniform samples per query estimate the softmax mass outside the k (0: plain top-k, as
     the paper's ANN); ``first_passes`` PatchMatch passes on a trajectory's first call (from a random
     field), ``passes`` on later ones; ``full_passes`` more, scored by full distances, on calls with s_t
-    at most ``full_search_below`` (the last, sharp steps). ``seed`` is mixed with a hash of each trajectory's first input,
-    so that samples drawn from different noise search differently and a sample is reproducible from
-    its noise alone.
+    at most ``full_search_below`` (the last, sharp steps), where the subspace passes are ``sharp_passes``
+    (None: ``passes``). ``shrink``: the random search's radii are the whole reference, then divided by
+    ``shrink`` down to one pixel (PatchMatch's 1 / alpha; 2 in Barnes et al.). ``seed`` is mixed with a
+    hash of each trajectory's first input, so that samples drawn from different noise search
+    differently and a sample is reproducible from its noise alone.
     """
 
     name = "patchmatch"
@@ -61,18 +63,22 @@ class PatchMatchDenoiser:
         min_weight: float = 1e-6,
         seed: int = 0,
         full_passes: int = 1,
+        sharp_passes: int | None = None,
+        shrink: int = 2,
         full_search_below: float = 0.15,
         early_stride: int = 1,
         early_stride_above: float = 0.3,
+        noisy_stride: int = 1,
+        noisy_stride_above: float = 0.5,
     ):
         if reference.ndim != 3:
             raise ValueError(f"reference must be (C, H, W), got shape {tuple(reference.shape)}")
-        if early_stride < 1:
-            raise ValueError(f"early_stride must be >= 1, got {early_stride}")
-        if k < 1 or project < 1 or tail < 0 or passes < 0 or first_passes < 1 or not 0 <= min_weight < 1:
+        if early_stride < 1 or noisy_stride < 1:
+            raise ValueError(f"early_stride and noisy_stride must be >= 1, got {early_stride}, {noisy_stride}")
+        if k < 1 or project < 1 or tail < 0 or min(passes, full_passes, sharp_passes or 0) < 0 or first_passes < 1 or not 0 <= min_weight < 1:
             raise ValueError(
                 "need k >= 1, project >= 1, tail >= 0, passes >= 0, first_passes >= 1 and 0 <= min_weight < 1; "
-                f"got {k}, {project}, {tail}, {passes}, {first_passes}, {min_weight}"
+                f"got {k}, {project}, {tail}, {passes} / {full_passes} / {sharp_passes}, {first_passes}, {min_weight}"
             )
         self.channels, height, width = reference.shape
         self.patch_size = patch_size
@@ -87,9 +93,15 @@ class PatchMatchDenoiser:
         self.passes = passes
         self.first_passes = first_passes
         self.full_passes = full_passes
+        self.sharp_passes = passes if sharp_passes is None else sharp_passes
+        if shrink < 2:
+            raise ValueError(f"shrink must be >= 2, got {shrink}")
+        self.shrink = shrink
         self.full_search_below = full_search_below
         self.early_stride = early_stride
         self.early_stride_above = early_stride_above
+        self.noisy_stride = noisy_stride
+        self.noisy_stride_above = noisy_stride_above
         self.seed = seed
         self.reference_rows = _rows_layout(reference)
         self.reference_columns = _columns_layout(reference)
@@ -130,7 +142,7 @@ class PatchMatchDenoiser:
     def query_grid(self, shape: tuple[int, int], sigma: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Top-left positions of the query patches at noise level ``sigma``: every ``stride``-th, or every
         ``early_stride``-th (the coarser) on the early steps, s_t > ``early_stride_above``."""
-        stride = query_stride(self.stride, self.early_stride, self.early_stride_above, sigma)
+        stride = query_stride(self.stride, self.early_stride, self.early_stride_above, sigma, self.noisy_stride, self.noisy_stride_above)
         return (
             patch_positions(shape[0], self.patch_size, stride).numpy(),
             patch_positions(shape[1], self.patch_size, stride).numpy(),
@@ -150,13 +162,14 @@ class PatchMatchDenoiser:
         start = time.perf_counter()
         x = _rows_layout(x_t)
         scaled = self.reference_rows * np.float32(alpha)
-        cand, bounds = self._search(x_t, x, scaled, float(alpha), rows, cols)
+        sharp = sigma <= self.full_search_below and self.full_passes > 0 and self.k < self.num_patches
+        cand, bounds = self._search(x_t, x, scaled, float(alpha), rows, cols, self.sharp_passes if sharp else self.passes)
         x_columns, scaled_columns = _columns_layout(x_t), self.reference_columns * np.float32(alpha)
         dist = _kernels().exact_distances(
             x, scaled, x_columns, scaled_columns, rows, cols, cand, bounds, self._cutoff(sigma), self.patch_size, self.channels,
             self.position_shape[1], REFRESH,
         )  # fmt: skip
-        if sigma <= self.full_search_below and self.full_passes and self.k < self.num_patches:
+        if sharp:
             cand, dist = self._full_search(x, scaled, x_columns, scaled_columns, float(alpha), rows, cols, cand, dist)
         dist = torch.from_numpy(dist)
         tail = None
@@ -239,13 +252,13 @@ class PatchMatchDenoiser:
             _kernels().propagate_and_search(
                 self._queries, self.members, np.float32(alpha), len(cols), cand, dist, np.diff(rows), np.diff(cols), hp, wp,
                 BAND_ROWS, (self._calls + n) % 2 == 1, self._call_seed() * 11 + n + 1, True, x, scaled, x_columns,
-                scaled_columns, rows, cols, self.channels, self.patch_size, REFRESH,
+                scaled_columns, rows, cols, self.channels, self.patch_size, REFRESH, self.shrink,
             )  # fmt: skip
         self._field = (cand, self._field[1])
         return cand, dist
 
     def _search(
-        self, x_t: torch.Tensor, x: np.ndarray, scaled: np.ndarray, alpha: float, rows: np.ndarray, cols: np.ndarray
+        self, x_t: torch.Tensor, x: np.ndarray, scaled: np.ndarray, alpha: float, rows: np.ndarray, cols: np.ndarray, passes: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """The k candidates of every query at this call: the previous call's, re-ranked at the new
         x_t, then improved by PatchMatch passes (alternating scan directions), all in the subspace;
@@ -254,7 +267,6 @@ class PatchMatchDenoiser:
         queries = grid_correlation(x_t.detach().to(torch.float32), self.projection, rows, cols)  # (dims, rows, cols)
         queries = np.ascontiguousarray(queries.permute(1, 2, 0).numpy().reshape(num_queries, -1))
         self._queries = queries
-        passes = self.passes
         if self._field is not None and not _same_grid(self._field_grid, (rows, cols)):  # the early stride ended
             cand = _regrid_field(self._field[0], *self._field_grid, rows, cols, self.position_shape, self._call_seed())
             self._field = (cand, np.empty(cand.shape, dtype=np.float32))
@@ -277,7 +289,7 @@ class PatchMatchDenoiser:
                 _kernels().propagate_and_search(
                     queries, self.members, alpha32, len(cols), cand, dist, row_step, col_step, hp, wp, BAND_ROWS, forward,
                     self._call_seed() * 7 + n + 1, False, x, scaled, x, scaled, rows, cols, self.channels, self.patch_size,
-                    REFRESH,
+                    REFRESH, self.shrink,
                 )  # fmt: skip  # (the transposed images are read by full passes only)
         return cand, dist
 

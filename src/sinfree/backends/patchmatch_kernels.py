@@ -324,13 +324,13 @@ def exact_distances(x, scaled, xt, scaled_t, rows, cols, cand, lower_bounds, cut
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def propagate_and_search(
     queries, members, alpha, num_cols, cand, dist, row_step, col_step, hp, wp, band_rows, forward, seed, full, x, scaled,
-    xt, scaled_t, rows, cols, channels, patch_size, refresh,
+    xt, scaled_t, rows, cols, channels, patch_size, refresh, shrink,
 ):  # fmt: skip
     """One PatchMatch pass (Barnes et al. 2009) over the query grid in the principal subspace, in
     bands of ``band_rows`` grid rows run in parallel: each query tries its two already-visited
     neighbours' candidates shifted by the offset between the queries (left and above on a forward
     pass, right and below on a backward one), then random candidates around its best at radii
-    halving from the whole image down to one pixel. A neighbour in another band is read from the
+    divided by ``shrink`` (2: halving) from the whole image down to one pixel. A neighbour in another band is read from the
     candidates as they were before the pass, so the result does not depend on the order the bands
     run in. ``row_step`` / ``col_step`` (grid rows - 1, grid cols - 1): pixel offsets between
     consecutive grid rows / columns.
@@ -413,7 +413,7 @@ def propagate_and_search(
                     pc = lo_c + _random_below(seed, q, draw + 1, hi_c - lo_c + 1)
                     draw += 2
                     _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, pr * wp + pc, cand_row, dist_row, link_row)
-                    radius //= 2
+                    radius //= shrink
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
