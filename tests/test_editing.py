@@ -49,17 +49,20 @@ def test_seam_error_is_one_for_periodic_images_and_large_for_ramps():
 
 
 def test_tile_closes_the_wrap_around_seam():
-    """A real texture (gravel): the tiled outputs' seam error is at most 1.1 on the mean over 4 seeds, far under
-    the plain outputs'. One line pair is a noisy statistic: interior lines of the gravel itself, rolled to the
-    edge, score 0.83 to 1.44 (measured), so the mean over seeds is tested."""
+    """A real texture (gravel): the tiled outputs' seam error, on the mean over 4 seeds, is within the spread
+    of the same statistic on the outputs' own interior lines (rolled to the edge: the 90th percentile of 28),
+    and far under the plain outputs'. One line pair is a noisy statistic: interior lines score 0.6 to 1.45
+    and one seed's seam 1.4-1.5 (measured at two commits), so the mean over seeds is tested."""
     texture = np.ascontiguousarray(skimage.data.gravel()[:96, :128][:, :, None].repeat(3, axis=2))
     settings = GenerationSettings(patch_size=7, num_scales=2, steps=6)
-    tiled = generate_samples(texture, settings, num_samples=4, edit=Tile(), seed=0).samples
+    tiled = [load_image(s)[0] for s in generate_samples(texture, settings, num_samples=4, edit=Tile(), seed=0).samples]
     plain = generate_samples(texture, settings, num_samples=2, seed=0).samples
-    tiled_errors = [seam_error(load_image(s)[0]) for s in tiled]
+    tiled_errors = [seam_error(image) for image in tiled]
+    shifts = [(12 * i, 16 * i) for i in range(1, 8)]
+    interior = [seam_error(torch.roll(image, shift, dims=(-2, -1))) for image in tiled for shift in shifts]
     plain_errors = [seam_error(load_image(s)[0]) for s in plain]
-    assert np.mean(tiled_errors) <= 1.1, tiled_errors
-    assert min(plain_errors) > 1.5 * np.mean(tiled_errors), (plain_errors, tiled_errors)
+    assert np.mean(tiled_errors) <= np.quantile(interior, 0.9), (tiled_errors, sorted(interior))
+    assert min(plain_errors) > 3 * np.mean(tiled_errors), (plain_errors, tiled_errors)
 
 
 def test_retarget_keeps_size_and_coarse_layout(small_rgb):

@@ -113,6 +113,7 @@ def test_sliding_distances_equal_full_sums(crop, stride):
         fused(x, 0.9, 0.1)
     rows, cols = fused.query_grid(tuple(x.shape[-2:]))
     cand, bounds = fused.field
+    residuals = (fused._residuals, fused.member_residuals, np.float32(0.9))
     wp = fused.position_shape[1]
     grid = cand.reshape(len(rows), len(cols), -1)
     assert ((grid[:, 1:] - stride)[..., None] == grid[:, :-1, None, :]).any(axis=-1).mean() > 0.5  # mostly slid
@@ -120,7 +121,7 @@ def test_sliding_distances_equal_full_sums(crop, stride):
     def distances(refresh):
         scaled = fused.reference_rows * np.float32(0.9)
         scaled_columns = fused.reference_columns * np.float32(0.9)
-        args = (pm._rows_layout(x), scaled, pm._columns_layout(x), scaled_columns, rows, cols, cand, bounds, math.inf)
+        args = (pm._rows_layout(x), scaled, pm._columns_layout(x), scaled_columns, rows, cols, cand, bounds, *residuals, math.inf)
         return pm._kernels().exact_distances(*args, 7, 3, wp, refresh)
 
     queries = all_patches(x.double(), 7).reshape(x.shape[1] - 6, x.shape[2] - 6, -1)[rows][:, cols].reshape(len(cand), -1)
@@ -146,7 +147,10 @@ def test_full_distance_pass_slides_neighbour_distances_exactly(crop):
     hp, wp = fused.position_shape
     scaled, scaled_columns = fused.reference_rows * np.float32(0.9), fused.reference_columns * np.float32(0.9)
     x_rows, x_columns = pm._rows_layout(x), pm._columns_layout(x)
-    start = pm._kernels().exact_distances(x_rows, scaled, x_columns, scaled_columns, rows, cols, *fused.field, math.inf, 7, 3, wp, 32)
+    residuals = (fused._residuals, fused.member_residuals)
+    start = pm._kernels().exact_distances(
+        x_rows, scaled, x_columns, scaled_columns, rows, cols, *fused.field, *residuals, np.float32(0.9), math.inf, 7, 3, wp, 32
+    )
     order = np.argsort(start, axis=1, kind="stable")
 
     def passes(refresh):
@@ -154,7 +158,7 @@ def test_full_distance_pass_slides_neighbour_distances_exactly(crop):
         dist = np.ascontiguousarray(np.take_along_axis(start, order, axis=1))
         for forward in (True, False):
             pm._kernels().propagate_and_search(
-                fused._queries, fused.members, np.float32(0.9), len(cols), cand, dist, np.diff(rows), np.diff(cols), hp, wp,
+                fused._queries, residuals[0], fused.members, residuals[1], np.float32(0.9), len(cols), cand, dist, np.diff(rows), np.diff(cols), hp, wp,
                 pm.BAND_ROWS, forward, 5, True, x_rows, scaled, x_columns, scaled_columns, rows, cols, 3, 7, refresh, 2,
             )  # fmt: skip
         return cand, dist
@@ -186,6 +190,47 @@ def test_sampled_tail_brings_flat_steps_closer_to_exact(crop):
     top_k = exact_error(PatchMatchDenoiser(crop, 7, k=4, tail=0), reference, crop, alpha, sigma)
     with_tail = exact_error(PatchMatchDenoiser(crop, 7, k=4, tail=64), reference, crop, alpha, sigma)
     assert with_tail < 0.7 * top_k
+
+
+def test_lower_bounds_are_below_full_distances(crop):
+    """The subspace distance plus the residual norms' gap (``_lower_bound``) never exceeds the full
+    distance (float64 sums; fp32 slack 1e-4 relative), and on a noisy x_t it is much tighter than the
+    subspace distance alone."""
+    from sinfree.backends import patchmatch as pm
+
+    alpha, sigma = 0.7, 0.3
+    x = noisy(crop, alpha, sigma)
+    fused = PatchMatchDenoiser(crop, 7, k=4, project=8)
+    fused(x, alpha, sigma)
+    samples = np.arange(fused.num_patches)
+    cand = fused.field[0]
+    bounds, log_share = pm._kernels().tail_lower_bounds(
+        fused._queries, fused._residuals, fused.members, fused.member_residuals, np.float32(alpha), samples, cand, fused.num_patches
+    )
+    # every position is a sample here: each query rejects its k candidates and shares the rest
+    assert (np.isneginf(log_share) == (samples[None, :] == cand[:, :, None]).any(axis=1)).all()
+    assert np.allclose(log_share[np.isfinite(log_share)], math.log((fused.num_patches - 4) / (fused.num_patches - 4)))
+    queries, patches = all_patches(x.double(), 7), all_patches(crop.double(), 7)
+    full = torch.cdist(queries, alpha * patches).square().numpy()
+    assert (bounds <= full * (1 + 1e-4) + 1e-5).all()
+    projected = torch.cdist(torch.from_numpy(fused._queries), alpha * torch.from_numpy(fused.members)).square().numpy()
+    assert (bounds / full).mean() > 2 * (projected / full).mean()  # 0.53 against 0.25 of the full distance
+
+
+@pytest.mark.parametrize("alpha, sigma", [(0.5, 0.5), (0.9, 0.1), (0.99, 0.01)])
+def test_sparse_tail_equals_the_dense_one(crop, alpha, sigma, monkeypatch):
+    """Tail samples computed by the kernel for the kept pairs only (``SPARSE_TAIL``) give the output of
+    the two convolutions over every pair, to 1e-5."""
+    from sinfree.backends import patchmatch as pm
+
+    outputs = []
+    for share in (1.0, -1.0):  # always sparse, always dense
+        monkeypatch.setattr(pm, "SPARSE_TAIL", share)
+        fused = PatchMatchDenoiser(crop, 7, k=4, tail=32, seed=3)
+        x = noisy(crop, alpha, sigma)
+        fused(x, alpha, sigma)
+        outputs.append(fused(x, alpha, sigma))
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-5)
 
 
 def test_same_noise_same_result_at_any_thread_count(crop):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from ..patches import gaussian_window_1d, patch_positions, query_stride
 from .base import CallStats, PatchBackend
 from .ivf import principal_directions
 
+SPARSE_TAIL = 0.25  # tail samples computed by the kernel, for the kept pairs only, when at most this share is kept
 PCA_POINTS = 2048  # random reference patches whose covariance gives the search subspace
 REFRESH = 32  # incremental distances restart with a full sum every REFRESH columns (bounds fp32 drift)
 BAND_ROWS = 8  # query-grid rows per PatchMatch band (bands run in parallel; fixed, so results do not depend on threads)
@@ -112,6 +114,8 @@ class PatchMatchDenoiser:
         # the search space: the top principal directions of the reference patches, applied as a convolution
         self.projection = _projection_filters(self._reference_grid, min(project, self.channels * patch_size**2), seed)
         self.members = _project(reference, self.projection).reshape(self.num_patches, -1)
+        patch_norms = _box_sums(reference.detach().to(torch.float64).square().sum(dim=0), patch_size).reshape(-1).numpy()
+        self.member_residuals = _residual_norms(patch_norms, self.members)  # outside the subspace: for lower bounds
         self.stats = CallStats()
         self._field: tuple[np.ndarray, np.ndarray] | None = None
         self._field_grid: tuple[np.ndarray, np.ndarray] | None = None  # the query grid the field belongs to
@@ -157,34 +161,44 @@ class PatchMatchDenoiser:
         rows, cols = self.query_grid(shape, float(sigma))
         if alpha == 0:  # every weight equal: the mean patch everywhere
             positions = np.zeros((len(rows) * len(cols), 1), dtype=np.int64)
-            weights = np.ones((len(rows) * len(cols), 1), dtype=np.float32)
-            return self._fold(self.mean_patch, 1, positions, weights, rows, cols, shape) / self._normaliser(rows, cols, shape)
+            weights, counts = np.ones(positions.shape, dtype=np.float32), np.ones(len(positions), dtype=np.int64)
+            return self._fold(self.mean_patch, 1, positions, weights, rows, cols, shape, counts) / self._normaliser(rows, cols, shape)
         start = time.perf_counter()
         x = _rows_layout(x_t)
         scaled = self.reference_rows * np.float32(alpha)
         sharp = sigma <= self.full_search_below and self.full_passes > 0 and self.k < self.num_patches
-        cand, bounds = self._search(x_t, x, scaled, float(alpha), rows, cols, self.sharp_passes if sharp else self.passes)
+        norms = _box_sums(x_t.detach().to(torch.float64).square().sum(dim=0), self.patch_size)[rows][:, cols].reshape(-1).numpy()
+        cand, bounds = self._search(x_t, x, scaled, float(alpha), rows, cols, self.sharp_passes if sharp else self.passes, norms)
         x_columns, scaled_columns = _columns_layout(x_t), self.reference_columns * np.float32(alpha)
         dist = _kernels().exact_distances(
-            x, scaled, x_columns, scaled_columns, rows, cols, cand, bounds, self._cutoff(sigma), self.patch_size, self.channels,
-            self.position_shape[1], REFRESH,
+            x, scaled, x_columns, scaled_columns, rows, cols, cand, bounds, self._residuals, self.member_residuals, np.float32(alpha),
+            self._cutoff(sigma), self.patch_size, self.channels, self.position_shape[1], REFRESH,
         )  # fmt: skip
         if sharp:
             cand, dist = self._full_search(x, scaled, x_columns, scaled_columns, float(alpha), rows, cols, cand, dist)
-        dist = torch.from_numpy(dist)
-        tail = None
+        wp = self.position_shape[1]
         if sigma == 0:  # the nearest candidate
-            weights = torch.zeros_like(dist).scatter_(1, dist.argmin(dim=1, keepdim=True), 1.0)
+            nearest = dist.argmin(axis=1)[:, None]
+            positions, weights = np.take_along_axis(cand, nearest, axis=1), np.ones(nearest.shape, dtype=np.float32)
+            out = self._fold(self.reference_rows, wp, positions, weights, rows, cols, shape, np.ones(len(cand), dtype=np.int64))
         else:
             inverse_two_var = 1.0 / (2.0 * float(sigma) ** 2)
-            logits = -dist * inverse_two_var
-            if self._tail_matters(dist, inverse_two_var):
-                tail = self._tail(x_t, float(alpha), rows, cols, cand)
-                logits = torch.cat([logits, tail[1] * -inverse_two_var + tail[2]], dim=1)
-            weights = _drop_small(torch.softmax(logits, dim=1), self.min_weight)
-        out = self._fold(self.reference_rows, self.position_shape[1], cand, weights[:, : self.k].contiguous().numpy(), rows, cols, shape)
-        if tail is not None:
-            out += self._fold_shared(tail[0], weights[:, self.k :], rows, cols, shape)
+            tail = None
+            best, spread = _kernels().best_and_spread(dist)
+            if self._tail_matters(float(spread), inverse_two_var):
+                tail = self._tail(x_t, x, scaled, float(alpha), float(sigma), rows, cols, cand, best, norms)
+            if tail is None:
+                no_tail = np.empty((len(cand), 0), dtype=np.float32)
+                tail = TailSamples(np.empty(0, dtype=np.int64), no_tail, no_tail, None)
+            samples, tail_dist, log_share = tail.samples, tail.dist, tail.log_share
+            dense = tail.patches is not None
+            tail_weights = np.empty(tail_dist.shape if dense else (0, 0), dtype=np.float32)
+            positions, weights, counts = _kernels().softmax_weights(
+                cand, dist, samples, tail_dist, log_share, inverse_two_var, self.min_weight, not dense, tail_weights
+            )
+            out = self._fold(self.reference_rows, wp, positions, weights, rows, cols, shape, counts)
+            if dense:  # the tail's samples through transposed convolutions of their weight maps
+                out += self._fold_shared(tail.patches, torch.from_numpy(tail_weights), rows, cols, shape)
         out /= self._normaliser(rows, cols, shape)
         self._calls += 1
         self.stats.calls += 1
@@ -192,17 +206,14 @@ class PatchMatchDenoiser:
         self.stats.flops += PatchBackend.flops(len(rows) * len(cols), self.num_patches, self.channels * self.patch_size**2)
         return out
 
-    def _tail_matters(self, dist: torch.Tensor, inverse_two_var: float) -> bool:
+    def _tail_matters(self, spread: float, inverse_two_var: float) -> bool:
         """Whether the patches outside the k could hold 1e-6 of some query's softmax, even if every one
-        of them were as near as its k-th candidate."""
+        of them were as near as its k-th candidate (``spread``: the smallest gap between a query's k-th
+        finite distance and its best)."""
         rest = self.num_patches - self.k
         if self.tail == 0 or rest <= 0:
             return False
-        # numpy, single-threaded: torch's element-wise ops right after the numba kernels cost ~8 ms a call here
-        values = dist.numpy()
-        farthest = np.where(np.isfinite(values), values, -np.inf).max(axis=1)
-        spread = float((farthest - values.min(axis=1)).min()) * inverse_two_var
-        return math.log(rest) - spread > math.log(1e-6)
+        return math.log(rest) - spread * inverse_two_var > math.log(1e-6)
 
     def _cutoff(self, sigma: float) -> float:
         """Distance beyond a query's best at which a candidate's weight is under ``min_weight`` of the
@@ -211,25 +222,46 @@ class PatchMatchDenoiser:
             return 0.0
         return math.inf if self.min_weight <= 0 else 2.0 * float(sigma) ** 2 * math.log(1.0 / self.min_weight)
 
-    def _tail(self, x_t: torch.Tensor, alpha: float, rows: np.ndarray, cols: np.ndarray, cand: np.ndarray):
+    def _tail(self, x_t, x, scaled, alpha, sigma, rows, cols, cand, best, norms) -> TailSamples:
         """The softmax outside the k, estimated from ``tail`` uniform samples of the reference patches,
-        shared by all queries of the call: their patches (m, C, P, P), the distances ||x_q - a y_s||^2
-        (n, m) from two convolutions, and the log importance weight of each (query, sample): log((M -
-        k) / accepted), -inf where the sample is one of the query's k (rejected, so that the accepted
-        samples are uniform over the tail). An unbiased estimate of the tail's share of Eq. 2's
-        numerator and normaliser, which a top-k softmax drops (it matters at the early, flat steps)."""
+        shared by all queries of the call: their distances ||x_q - a y_s||^2 (n, m) and the log importance
+        weight of each (query, sample): log((M - k) / accepted), -inf where the sample is one of the
+        query's k (rejected, so that the accepted samples are uniform over the tail). An unbiased estimate
+        of the tail's share of Eq. 2's numerator and normaliser, which a top-k softmax drops (it matters at
+        the early, flat steps).
+
+        A sample whose weight, even with its share, would be under ``min_weight`` of the query's best
+        (lower bound beyond the best by ``2 s^2 log((M - k) / min_weight)``) is not computed (distance
+        inf). Where most are (the early steps) the distances come from two convolutions (dense, with
+        the samples' patches for the fold); elsewhere from the kernel, for the kept pairs only (sparse)."""
         generator = torch.Generator().manual_seed(self._call_seed())
         samples = torch.randint(self.num_patches, (self.tail,), generator=generator)
+        samples_np = samples.numpy()
+        bounds, log_share = _kernels().tail_lower_bounds(
+            self._queries, self._residuals, self.members, self.member_residuals, np.float32(alpha), samples_np, cand, self.num_patches
+        )
+        limits = self._tail_limits(best, sigma)
+        if np.count_nonzero(bounds < limits[:, None]) <= SPARSE_TAIL * bounds.size:
+            tail_dist = _kernels().tail_distances(
+                x, scaled, rows, cols, samples_np, bounds, limits, self.patch_size, self.channels, self.position_shape[1]
+            )
+            return TailSamples(samples_np, tail_dist, log_share, None)
         p = self.patch_size
         patches = self._reference_grid[:, samples // self.position_shape[1], samples % self.position_shape[1]]
         patches = patches.permute(1, 0, 2, 3).contiguous()  # (m, C, P, P)
         cross = grid_correlation(x_t.detach().to(torch.float32), patches, rows, cols).reshape(self.tail, -1).T
-        norms = _box_sums(x_t.detach().to(torch.float64).square().sum(dim=0), p)[rows][:, cols].reshape(-1, 1).to(torch.float32)
-        dist = (norms - 2 * alpha * cross + alpha**2 * patches.square().sum(dim=(1, 2, 3))).clamp_min_(0.0)
-        rejected = (torch.from_numpy(cand)[:, :, None] == samples[None, None, :]).any(dim=1)
-        accepted = (~rejected).sum(dim=1, keepdim=True).clamp_min(1)
-        log_share = torch.log((self.num_patches - self.k) / accepted.to(torch.float32)).expand(-1, self.tail).clone()
-        return patches, dist, log_share.masked_fill_(rejected, -math.inf)
+        query_norms = torch.from_numpy(norms).to(torch.float32)[:, None]
+        tail_dist = (query_norms - 2 * alpha * cross + alpha**2 * patches.square().sum(dim=(1, 2, 3))).clamp_min_(0.0)
+        return TailSamples(samples_np, tail_dist.numpy(), log_share, patches)
+
+    def _tail_limits(self, best: np.ndarray, sigma: float) -> np.ndarray:
+        """Per query, the distance beyond which a tail sample's weight, with its share (M - k) / 1, is
+        under ``min_weight`` of the best candidate's (``best``): best + 2 s^2 log((M - k) / min_weight)
+        (inf without dropping)."""
+        if self.min_weight <= 0:
+            return np.full(best.shape, np.inf, dtype=np.float32)
+        margin = 2.0 * sigma**2 * (math.log(self.num_patches - self.k) + math.log(1.0 / self.min_weight))
+        return (best + np.float32(margin)).astype(np.float32)
 
     @property
     def field(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -250,7 +282,7 @@ class PatchMatchDenoiser:
         hp, wp = self.position_shape
         for n in range(self.full_passes):
             _kernels().propagate_and_search(
-                self._queries, self.members, np.float32(alpha), len(cols), cand, dist, np.diff(rows), np.diff(cols), hp, wp,
+                self._queries, self._residuals, self.members, self.member_residuals, np.float32(alpha), len(cols), cand, dist, np.diff(rows), np.diff(cols), hp, wp,
                 BAND_ROWS, (self._calls + n) % 2 == 1, self._call_seed() * 11 + n + 1, True, x, scaled, x_columns,
                 scaled_columns, rows, cols, self.channels, self.patch_size, REFRESH, self.shrink,
             )  # fmt: skip
@@ -258,15 +290,18 @@ class PatchMatchDenoiser:
         return cand, dist
 
     def _search(
-        self, x_t: torch.Tensor, x: np.ndarray, scaled: np.ndarray, alpha: float, rows: np.ndarray, cols: np.ndarray, passes: int
+        self, x_t: torch.Tensor, x: np.ndarray, scaled: np.ndarray, alpha: float, rows: np.ndarray, cols: np.ndarray, passes: int,
+        norms: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The k candidates of every query at this call: the previous call's, re-ranked at the new
         x_t, then improved by PatchMatch passes (alternating scan directions), all in the subspace;
-        with their subspace distances (ascending; lower bounds of the full ones)."""
+        with their subspace distances (ascending; lower bounds of the full ones). Sets the queries'
+        projections and their residual norms (from ``norms``, the queries' squared norms)."""
         num_queries = len(rows) * len(cols)
         queries = grid_correlation(x_t.detach().to(torch.float32), self.projection, rows, cols)  # (dims, rows, cols)
         queries = np.ascontiguousarray(queries.permute(1, 2, 0).numpy().reshape(num_queries, -1))
         self._queries = queries
+        self._residuals = _residual_norms(norms, queries)
         if self._field is not None and not _same_grid(self._field_grid, (rows, cols)):  # the early stride ended
             cand = _regrid_field(self._field[0], *self._field_grid, rows, cols, self.position_shape, self._call_seed())
             self._field = (cand, np.empty(cand.shape, dtype=np.float32))
@@ -287,20 +322,20 @@ class PatchMatchDenoiser:
             for n in range(passes):
                 forward = (self._calls + n) % 2 == 0
                 _kernels().propagate_and_search(
-                    queries, self.members, alpha32, len(cols), cand, dist, row_step, col_step, hp, wp, BAND_ROWS, forward,
+                    queries, self._residuals, self.members, self.member_residuals, alpha32, len(cols), cand, dist, row_step, col_step, hp, wp, BAND_ROWS, forward,
                     self._call_seed() * 7 + n + 1, False, x, scaled, x, scaled, rows, cols, self.channels, self.patch_size,
                     REFRESH, self.shrink,
                 )  # fmt: skip  # (the transposed images are read by full passes only)
         return cand, dist
 
-    def _fold(self, source, source_wp, positions, weights, rows, cols, shape) -> torch.Tensor:
+    def _fold(self, source, source_wp, positions, weights, rows, cols, shape, counts) -> torch.Tensor:
         """Algorithm 1's numerator: the source patches at ``positions`` (n, j) with ``weights`` (n, j),
-        numpy arrays, windowed and folded into a (C, h, w) tensor."""
+        numpy arrays, the first ``counts`` (n,) of each row, windowed and folded into a (C, h, w) tensor."""
         height, width = shape
         out = np.zeros((height, width * self.channels), dtype=np.float32)
         row_start, row_stop = _covering_rows(rows, height, self.patch_size)
         _kernels().fold_weighted(
-            source, source_wp, positions, weights, rows, cols, row_start, row_stop, self.window, self.window_row, out,
+            source, source_wp, positions, weights, counts, rows, cols, row_start, row_stop, self.window, self.window_row, out,
         )  # fmt: skip
         return torch.from_numpy(out.reshape(height, width, self.channels)).permute(2, 0, 1).contiguous()
 
@@ -315,6 +350,15 @@ class PatchMatchDenoiser:
         """The folded window (Algorithm 1's denominator); separable, as the window and the grid are."""
         height, width = shape
         return torch.from_numpy(np.outer(_folded_window(rows, height, self.window), _folded_window(cols, width, self.window)))
+
+
+class TailSamples(NamedTuple):
+    """The tail's samples for one call (``PatchMatchDenoiser._tail``)."""
+
+    samples: np.ndarray  # (m,) reference patch positions
+    dist: np.ndarray  # (n, m) distances, inf where not computed
+    log_share: np.ndarray  # (n, m) log importance weights, -inf where rejected
+    patches: torch.Tensor | None  # (m, C, P, P) for the dense fold; None: fold them as candidates
 
 
 def _runs(positions: np.ndarray) -> list[tuple[int, int, slice]]:
@@ -419,6 +463,12 @@ def _mean_patch(reference: np.ndarray, channels: int, patch_size: int, position_
     return (window_sums / (hp * wp)).reshape(p, p * channels).astype(np.float32)
 
 
+def _residual_norms(squared_norms: np.ndarray, projected: np.ndarray) -> np.ndarray:
+    """||(I - P) v|| of vectors with squared norms ``squared_norms`` (n,) (float64) and projections
+    ``projected`` (n, dims) on the orthonormal subspace P: float32 (n,)."""
+    return _kernels().residual_norms(np.ascontiguousarray(squared_norms, dtype=np.float64), projected)
+
+
 def _box_sums(image: torch.Tensor, size: int) -> torch.Tensor:
     """Sums of every ``size`` x ``size`` window of a 2-D image (h - size + 1, w - size + 1), from a summed-area table."""
     table = F.pad(image.cumsum(dim=0).cumsum(dim=1), (1, 0, 1, 0))
@@ -439,12 +489,3 @@ def _folded_window(positions: np.ndarray, length: int, window: np.ndarray) -> np
     for offset, weight in enumerate(window):
         np.add.at(total, positions + offset, weight)
     return total.astype(np.float32)
-
-
-def _drop_small(weights: torch.Tensor, min_weight: float) -> torch.Tensor:
-    """Weights under ``min_weight`` (of their row's total of 1) set to 0 and the rest renormalised:
-    each weight costs a patch in the fold."""
-    if min_weight <= 0:
-        return weights
-    weights = weights.masked_fill(weights < min_weight, 0.0)
-    return weights / weights.sum(dim=1, keepdim=True)

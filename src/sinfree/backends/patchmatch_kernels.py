@@ -88,6 +88,16 @@ def _projected_distance(query, members, position, alpha):
 
 
 @njit(inline="always")
+def _lower_bound(query, residual, members, member_residuals, position, alpha):
+    """``||P(x_q - a y_p)||^2 + (||R x_q|| - a ||R y_p||)^2``, with P the orthonormal projection on the
+    subspace and R = I - P: a lower bound of the full distance (the second term by the triangle
+    inequality in the complement), far tighter than the first alone when x_t is noisy (the noise's
+    energy is nearly all in the complement)."""
+    gap = residual - alpha * member_residuals[position]
+    return _projected_distance(query, members, position, alpha) + gap * gap
+
+
+@njit(inline="always")
 def _contains(cand_row, position):
     for j in range(cand_row.shape[0]):
         if cand_row[j] == position:
@@ -132,14 +142,17 @@ def _try(query, members, alpha, position, cand_row, dist_row):
 
 
 @njit(inline="always")
-def _try_full(query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row, link_row):
-    """Score a candidate position by its full distance and keep it if it beats the worst of the k. The
-    subspace distance, a lower bound, rejects most candidates first, and the full sum stops once it
+def _try_full(
+    query, residual, members, member_residuals, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row,
+    link_row,
+):  # fmt: skip
+    """Score a candidate position by its full distance and keep it if it beats the worst of the k. A
+    lower bound (``_lower_bound``) rejects most candidates first, and the full sum stops once it
     exceeds the worst (neither changes which candidates are kept)."""
     if _contains(cand_row, position):
         return
     worst = dist_row[dist_row.shape[0] - 1]
-    if _projected_distance(query, members, position, alpha) >= worst:
+    if _lower_bound(query, residual, members, member_residuals, position, alpha) >= worst:
         return
     pr = position // wp
     d = _distance_below(x, qr, qc0, scaled, pr, (position - pr * wp) * channels, patch_size, patch_size * channels, worst)
@@ -155,9 +168,15 @@ def _try_slid(position, distance, links, cand_row, dist_row, link_row):
 
 
 @njit(inline="always")
-def _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row, link_row):
+def _score(
+    full, query, residual, members, member_residuals, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row,
+    dist_row, link_row,
+):  # fmt: skip
     if full:
-        _try_full(query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row, dist_row, link_row)
+        _try_full(
+            query, residual, members, member_residuals, alpha, x, qr, qc0, scaled, wp, channels, patch_size, position, cand_row,
+            dist_row, link_row,
+        )  # fmt: skip
     else:
         _try(query, members, alpha, position, cand_row, dist_row)
 
@@ -263,12 +282,16 @@ def _column_distance(xt, qc, qr0, scaled_t, pc, pr0, column_length):
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def exact_distances(x, scaled, xt, scaled_t, rows, cols, cand, lower_bounds, cutoff, patch_size, channels, wp, refresh):
+def exact_distances(
+    x, scaled, xt, scaled_t, rows, cols, cand, projected, residuals, member_residuals, alpha, cutoff, patch_size, channels, wp,
+    refresh,
+):  # fmt: skip
     """Full fp32 distances ``||x_q - a y_p||^2`` of every query's candidates (inf for none).
 
-    ``lower_bounds`` (n, k): each candidate's subspace distance, a lower bound of its distance. A
-    candidate whose bound exceeds the query's best distance so far by more than ``cutoff`` is not
-    computed (inf): its softmax weight relative to the best is below exp(-cutoff / 2 s^2), which
+    ``projected`` (n, k): each candidate's subspace distance; with the queries' and the reference
+    patches' residual norms (``residuals``, ``member_residuals``: outside the subspace) it gives a
+    lower bound of the distance (``_lower_bound``). A candidate whose bound exceeds the query's best
+    distance so far by more than ``cutoff`` is not computed (inf): its softmax weight relative to the best is below exp(-cutoff / 2 s^2), which
     the caller sets to what it would drop anyway. ``xt``, ``scaled_t``: the two images transposed,
     (W, H * C).
 
@@ -294,7 +317,11 @@ def exact_distances(x, scaled, xt, scaled_t, rows, cols, cand, lower_bounds, cut
             best = np.float32(np.inf)
             for j in range(k):
                 p = cand[q, j]
-                if p < 0 or lower_bounds[q, j] - best > cutoff:
+                if p < 0:
+                    dist[q, j] = np.inf
+                    continue
+                gap = residuals[q] - alpha * member_residuals[p]
+                if projected[q, j] + gap * gap - best > cutoff:
                     dist[q, j] = np.inf
                     continue
                 pr = p // wp
@@ -323,8 +350,8 @@ def exact_distances(x, scaled, xt, scaled_t, rows, cols, cand, lower_bounds, cut
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def propagate_and_search(
-    queries, members, alpha, num_cols, cand, dist, row_step, col_step, hp, wp, band_rows, forward, seed, full, x, scaled,
-    xt, scaled_t, rows, cols, channels, patch_size, refresh, shrink,
+    queries, residuals, members, member_residuals, alpha, num_cols, cand, dist, row_step, col_step, hp, wp, band_rows, forward,
+    seed, full, x, scaled, xt, scaled_t, rows, cols, channels, patch_size, refresh, shrink,
 ):  # fmt: skip
     """One PatchMatch pass (Barnes et al. 2009) over the query grid in the principal subspace, in
     bands of ``band_rows`` grid rows run in parallel: each query tries its two already-visited
@@ -337,7 +364,8 @@ def propagate_and_search(
 
     ``full``: candidates are scored by their full distance ``||x_q - a y_p||^2`` (``x``, ``scaled`` =
     a * reference, (rows, width * C) layout; ``xt``, ``scaled_t`` the same transposed, (W, H * C)) instead
-    of the subspace one, and ``dist`` holds full distances (sorted ascending): the classic PatchMatch,
+    of the subspace one, after a lower bound (``_lower_bound``, from the residual norms ``residuals`` and
+    ``member_residuals``) rejected those that cannot be kept, and ``dist`` holds full distances (sorted ascending): the classic PatchMatch,
     exact nearest neighbours where it converges. A neighbour's candidate one pixel away is then slid
     from the neighbour's distance (the two patch pairs share all but one column or row: 2 P C numbers
     instead of P^2 C, as ``exact_distances`` does), a chain restarted with a full sum after ``refresh``
@@ -379,7 +407,7 @@ def propagate_and_search(
                             )
                             _try_slid(p + dc, max(d, np.float32(0.0)), links[q - step, j] + 1, cand_row, dist_row, link_row)
                         else:
-                            _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, p + dc, cand_row, dist_row, link_row)
+                            _score(full, query, residuals[q], members, member_residuals, alpha, x, qr, qc0, scaled, wp, channels, patch_size, p + dc, cand_row, dist_row, link_row)
                 r_prev = r - step
                 if 0 <= r_prev < num_rows:
                     dr = row_step[min(r, r_prev)] * step
@@ -400,7 +428,7 @@ def propagate_and_search(
                             )
                             _try_slid(p + dr * wp, max(d, np.float32(0.0)), links[neighbour, j] + 1, cand_row, dist_row, link_row)
                         else:
-                            _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, p + dr * wp, cand_row, dist_row, link_row)
+                            _score(full, query, residuals[q], members, member_residuals, alpha, x, qr, qc0, scaled, wp, channels, patch_size, p + dr * wp, cand_row, dist_row, link_row)
                 # random search around the best candidate
                 best = cand_row[0]
                 br, bc = best // wp, best % wp
@@ -412,21 +440,141 @@ def propagate_and_search(
                     pr = lo_r + _random_below(seed, q, draw, hi_r - lo_r + 1)
                     pc = lo_c + _random_below(seed, q, draw + 1, hi_c - lo_c + 1)
                     draw += 2
-                    _score(full, query, members, alpha, x, qr, qc0, scaled, wp, channels, patch_size, pr * wp + pc, cand_row, dist_row, link_row)
+                    _score(full, query, residuals[q], members, member_residuals, alpha, x, qr, qc0, scaled, wp, channels, patch_size, pr * wp + pc, cand_row, dist_row, link_row)
                     radius //= shrink
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def fold_weighted(source, source_wp, positions, weights, rows, cols, row_start, row_stop, window, window_row, out):
+def tail_lower_bounds(queries, residuals, members, member_residuals, alpha, samples, cand, num_positions):
+    """For the m tail samples shared by the n queries: lower bounds (``_lower_bound``) of their distances
+    (n, m), and the log importance weight of each (query, sample), log((M - k) / accepted), -inf where
+    the sample is one of the query's k candidates (rejected: the accepted ones are uniform over the
+    rest of the M positions)."""
+    n, k = cand.shape
+    m = samples.shape[0]
+    bounds = np.empty((n, m), dtype=np.float32)
+    log_share = np.empty((n, m), dtype=np.float32)
+    for q in prange(n):
+        accepted = 0
+        for i in range(m):
+            bounds[q, i] = _lower_bound(queries[q], residuals[q], members, member_residuals, samples[i], alpha)
+            rejected = _contains(cand[q], samples[i])
+            log_share[q, i] = -np.inf if rejected else 0.0
+            accepted += 0 if rejected else 1
+        share = np.float32(np.log((num_positions - k) / max(accepted, 1)))
+        for i in range(m):
+            log_share[q, i] += share
+    return bounds, log_share
+
+
+@njit(parallel=True, cache=True)
+def residual_norms(squared_norms, projected):
+    """||(I - P) v|| of vectors with squared norms ``squared_norms`` (n,) (float64) and projections
+    ``projected`` (n, dims) on the orthonormal subspace P: float32 (n,)."""
+    out = np.empty(projected.shape[0], dtype=np.float32)
+    for q in prange(projected.shape[0]):
+        inside = 0.0
+        for u in range(projected.shape[1]):
+            inside += np.float64(projected[q, u]) ** 2
+        out[q] = np.sqrt(max(squared_norms[q] - inside, 0.0))
+    return out
+
+
+@njit(parallel=True, cache=True)
+def best_and_spread(dist):
+    """Each query's best distance (n,), and the smallest gap over the queries between a query's worst
+    finite distance and its best."""
+    best = np.empty(dist.shape[0], dtype=np.float32)
+    gaps = np.empty(dist.shape[0], dtype=np.float32)
+    for q in prange(dist.shape[0]):
+        low, high = np.float32(np.inf), np.float32(-np.inf)
+        for j in range(dist.shape[1]):
+            d = dist[q, j]
+            low = min(low, d)
+            if d < np.inf:
+                high = max(high, d)
+        best[q] = low
+        gaps[q] = high - low
+    return best, gaps.min()
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def tail_distances(x, scaled, rows, cols, samples, bounds, limits, patch_size, channels, wp):
+    """Full distances ``||x_q - a y_s||^2`` (n, m) of the queries to the tail samples where the lower bound
+    ``bounds`` is under the query's ``limits`` (and the distance too); inf elsewhere."""
+    num_cols = cols.shape[0]
+    row_length = patch_size * channels
+    dist = np.empty(bounds.shape, dtype=np.float32)
+    for r in prange(rows.shape[0]):
+        for c in range(num_cols):
+            q = r * num_cols + c
+            for i in range(samples.shape[0]):
+                dist[q, i] = np.inf
+                if bounds[q, i] < limits[q]:
+                    pr = samples[i] // wp
+                    pc0 = (samples[i] - pr * wp) * channels
+                    dist[q, i] = _distance_below(x, rows[r], cols[c] * channels, scaled, pr, pc0, patch_size, row_length, limits[q])
+    return dist
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def softmax_weights(cand, dist, samples, tail_dist, tail_log_share, inverse_two_var, min_weight, pack_tail, tail_weights):
+    """Eq. 2's weights per query: the softmax of ``-dist / 2 s^2`` over its k candidates (``cand``,
+    ``dist`` (n, k)) and the m tail samples (``samples`` (m,), ``tail_dist`` (n, m), with their log
+    importance weights ``tail_log_share``; m = 0 for none); weights under ``min_weight`` dropped and
+    the rest renormalised. Returns the kept (position, weight) pairs packed at the start of each row,
+    (n, slots) each, and their number per query (n,). ``pack_tail``: the kept tail samples are packed
+    with the candidates (slots = k + m); otherwise slots = k and the tail's weights go to
+    ``tail_weights`` (n, m), for the transposed convolutions."""
+    n, k = dist.shape
+    m = samples.shape[0]
+    slots = k + m if pack_tail else k
+    positions = np.empty((n, slots), dtype=np.int64)
+    weights = np.empty((n, slots), dtype=np.float32)
+    counts = np.empty(n, dtype=np.int64)
+    for q in prange(n):
+        values = np.empty(k + m, dtype=np.float64)
+        top = -np.inf
+        for j in range(k):
+            values[j] = -np.float64(dist[q, j]) * inverse_two_var
+            top = max(top, values[j])
+        for i in range(m):
+            values[k + i] = -np.float64(tail_dist[q, i]) * inverse_two_var + tail_log_share[q, i]
+            top = max(top, values[k + i])
+        total = 0.0
+        for j in range(k + m):  # a weight under e^-40 of the best's is dropped either way (min_weight > 1e-17)
+            values[j] = np.exp(values[j] - top) if values[j] - top > -40.0 else 0.0
+            total += values[j]
+        kept = 0.0
+        for j in range(k + m):
+            values[j] /= total
+            if values[j] < min_weight:
+                values[j] = 0.0
+            kept += values[j]
+        count = 0
+        for j in range(k + m):
+            w = values[j] / kept
+            if j >= k and not pack_tail:
+                tail_weights[q, j - k] = w
+            elif w > 0.0:
+                positions[q, count] = cand[q, j] if j < k else samples[j - k]
+                weights[q, count] = w
+                count += 1
+        counts[q] = count
+    return positions, weights, counts
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def fold_weighted(source, source_wp, positions, weights, counts, rows, cols, row_start, row_stop, window, window_row, out):
     """Algorithm 1's numerator, gathered per output row (no write conflicts between threads):
     ``out[y, x] += g(y - r) g(x - c) sum_j w_qj source_{p_qj}[y - r, x - c]`` over the query patches
-    (r, c) covering the pixel. ``window`` is the 1-D Gaussian window g (P,), ``window_row`` g
-    repeated per channel (P * C,); grid rows row_start[y] .. row_stop[y] - 1 cover image row y."""
+    (r, c) covering the pixel and the first ``counts[q]`` (position, weight) pairs of each. ``window``
+    is the 1-D Gaussian window g (P,), ``window_row`` g repeated per channel (P * C,); grid rows
+    row_start[y] .. row_stop[y] - 1 cover image row y."""
     patch_size = window.shape[0]
     channels = window_row.shape[0] // patch_size
     row_length = window_row.shape[0]
     num_cols = cols.shape[0]
-    slots = positions.shape[1]
     for y in prange(out.shape[0]):
         # local accumulators: 4x faster than adding into ``out`` (which the compiler cannot prove
         # distinct from ``source``)
@@ -437,18 +585,25 @@ def fold_weighted(source, source_wp, positions, weights, rows, cols, row_start, 
             g = window[i]
             for c in range(num_cols):
                 q = r * num_cols + c
+                qc0 = cols[c] * channels
+                if counts[q] == 1:  # one patch (the sharp steps): straight into the row
+                    p = positions[q, 0]
+                    pr = p // source_wp
+                    pc0 = (p - pr * source_wp) * channels
+                    src = source[pr + i, pc0 : pc0 + row_length]
+                    gw = g * weights[q, 0]
+                    for t in range(row_length):
+                        row_sum[qc0 + t] += gw * window_row[t] * src[t]
+                    continue
                 patch_row[:] = 0.0
-                for j in range(slots):
+                for j in range(counts[q]):
                     w = weights[q, j]
-                    if w == 0.0:
-                        continue
                     p = positions[q, j]
                     pr = p // source_wp
                     pc0 = (p - pr * source_wp) * channels
                     src = source[pr + i, pc0 : pc0 + row_length]
                     for t in range(row_length):
                         patch_row[t] += w * src[t]
-                qc0 = cols[c] * channels
                 for t in range(row_length):
                     row_sum[qc0 + t] += g * window_row[t] * patch_row[t]
         out[y] += row_sum
