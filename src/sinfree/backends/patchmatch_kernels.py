@@ -162,8 +162,9 @@ def _try_full(
 
 @njit(inline="always")
 def _try_slid(position, distance, links, cand_row, dist_row, link_row):
-    """Keep a candidate whose full distance was slid from a neighbour's if it beats the worst of the k."""
-    if not _contains(cand_row, position) and distance < dist_row[dist_row.shape[0] - 1]:
+    """Keep a candidate (not in the list: the caller checked) whose full distance was slid from a
+    neighbour's if it beats the worst of the k."""
+    if distance < dist_row[dist_row.shape[0] - 1]:
         _insert_linked(cand_row, dist_row, link_row, position, distance, links)
 
 
@@ -290,9 +291,10 @@ def exact_distances(
 
     ``projected`` (n, k): each candidate's subspace distance; with the queries' and the reference
     patches' residual norms (``residuals``, ``member_residuals``: outside the subspace) it gives a
-    lower bound of the distance (``_lower_bound``). A candidate whose bound exceeds the query's best
-    distance so far by more than ``cutoff`` is not computed (inf): its softmax weight relative to the best is below exp(-cutoff / 2 s^2), which
-    the caller sets to what it would drop anyway. ``xt``, ``scaled_t``: the two images transposed,
+    lower bound of the distance (``_lower_bound``). A candidate that cannot slide (below) and whose
+    bound exceeds the query's best distance so far by more than ``cutoff`` is not computed (inf): its
+    softmax weight relative to the best is below exp(-cutoff / 2 s^2), which the caller sets to what
+    it would drop anyway. ``xt``, ``scaled_t``: the two images transposed,
     (W, H * C).
 
     Coherence (issue 3 (a)): when the query ``s`` grid columns to the left (s pixels, s < P / 2: the
@@ -320,10 +322,6 @@ def exact_distances(
                 if p < 0:
                     dist[q, j] = np.inf
                     continue
-                gap = residuals[q] - alpha * member_residuals[p]
-                if projected[q, j] + gap * gap - best > cutoff:
-                    dist[q, j] = np.inf
-                    continue
                 pr = p // wp
                 pc = p - pr * wp
                 found = -1
@@ -340,8 +338,14 @@ def exact_distances(
                         d += _column_distance(xt, u, qr * channels, scaled_t, pc - shift + u - cols[c - 1], pr * channels, row_length)
                     d = max(d, np.float32(0.0))
                     chain[q, j] = chain[q - 1, found] + 1
-                else:  # inf beyond the cutoff: dropped either way
-                    d = _distance_below(x, qr, qc0, scaled, pr, pc * channels, patch_size, row_length, best + cutoff)
+                else:
+                    gap = residuals[q] - alpha * member_residuals[p]
+                    if projected[q, j] + gap * gap - best > cutoff:  # dropped either way
+                        dist[q, j] = np.inf
+                        chain[q, j] = 0
+                        continue
+                    # the whole sum (no early stop): the next query's candidate slides from it
+                    d = _distance_below(x, qr, qc0, scaled, pr, pc * channels, patch_size, row_length, np.inf)
                     chain[q, j] = 0
                 dist[q, j] = d
                 best = min(best, d)
@@ -397,6 +401,8 @@ def propagate_and_search(
                         p = cand[q - step, j]
                         if p < 0 or not 0 <= p % wp + dc < wp:
                             continue
+                        if _contains(cand_row, p + dc):  # coherent fields: mostly there already
+                            continue
                         if full and (dc == 1 or dc == -1) and dist[q - step, j] < np.inf and links[q - step, j] < refresh:
                             pr, pn = p // wp, p % wp
                             first, last = (0, patch_size) if dc == 1 else (patch_size - 1, -1)  # column out, column in
@@ -417,6 +423,8 @@ def propagate_and_search(
                     for j in range(k):
                         p = cand[neighbour, j] if in_band else before[neighbour, j]
                         if p < 0 or not 0 <= p // wp + dr < hp:
+                            continue
+                        if _contains(cand_row, p + dr * wp):
                             continue
                         if full and in_band and (dr == 1 or dr == -1) and dist[neighbour, j] < np.inf and links[neighbour, j] < refresh:
                             pr, pc0 = p // wp, (p % wp) * channels
