@@ -353,7 +353,7 @@ def test_grid_convolutions_equal_full_ones_at_the_query_grid(shape, stride):
     image, filters = torch.randn(3, *shape, generator=generator), torch.randn(5, 3, 7, 7, generator=generator)
     rows, cols = patch_positions(shape[0], 7, stride).numpy(), patch_positions(shape[1], 7, stride).numpy()
     expected = F.conv2d(image[None], filters)[0][:, rows][:, :, cols]
-    assert torch.allclose(grid_correlation(image, filters, rows, cols), expected, atol=1e-5)
+    assert torch.allclose(grid_correlation(image, filters, rows, cols), expected.permute(1, 2, 0), atol=1e-5)
     maps = torch.randn(5, len(rows), len(cols), generator=generator)
     full = torch.zeros(5, shape[0] - 6, shape[1] - 6)
     full[:, torch.from_numpy(rows)[:, None], torch.from_numpy(cols)[None, :]] = maps

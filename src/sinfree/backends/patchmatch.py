@@ -194,8 +194,9 @@ class PatchMatchDenoiser:
             dense = tail.patches is not None
             tail_weights = np.empty(tail_dist.shape if dense else (0, 0), dtype=np.float32)
             positions, weights, counts = _kernels().softmax_weights(
-                cand, dist, samples, tail_dist, log_share, inverse_two_var, self.min_weight, not dense, tail_weights
-            )
+                cand, dist, samples, tail_dist, log_share, np.float32(inverse_two_var), np.float32(self.min_weight), not dense,
+                tail_weights,
+            )  # fmt: skip
             out = self._fold(self.reference_rows, wp, positions, weights, rows, cols, shape, counts)
             if dense:  # the tail's samples through transposed convolutions of their weight maps
                 out += self._fold_shared(tail.patches, torch.from_numpy(tail_weights), rows, cols, shape)
@@ -246,10 +247,9 @@ class PatchMatchDenoiser:
                 x, scaled, rows, cols, samples_np, bounds, limits, self.patch_size, self.channels, self.position_shape[1]
             )
             return TailSamples(samples_np, tail_dist, log_share, None)
-        p = self.patch_size
         patches = self._reference_grid[:, samples // self.position_shape[1], samples % self.position_shape[1]]
         patches = patches.permute(1, 0, 2, 3).contiguous()  # (m, C, P, P)
-        cross = grid_correlation(x_t.detach().to(torch.float32), patches, rows, cols).reshape(self.tail, -1).T
+        cross = grid_correlation(x_t.detach().to(torch.float32), patches, rows, cols).reshape(-1, self.tail)
         query_norms = torch.from_numpy(norms).to(torch.float32)[:, None]
         tail_dist = (query_norms - 2 * alpha * cross + alpha**2 * patches.square().sum(dim=(1, 2, 3))).clamp_min_(0.0)
         return TailSamples(samples_np, tail_dist.numpy(), log_share, patches)
@@ -298,8 +298,7 @@ class PatchMatchDenoiser:
         with their subspace distances (ascending; lower bounds of the full ones). Sets the queries'
         projections and their residual norms (from ``norms``, the queries' squared norms)."""
         num_queries = len(rows) * len(cols)
-        queries = grid_correlation(x_t.detach().to(torch.float32), self.projection, rows, cols)  # (dims, rows, cols)
-        queries = np.ascontiguousarray(queries.permute(1, 2, 0).numpy().reshape(num_queries, -1))
+        queries = grid_correlation(x_t.detach().to(torch.float32), self.projection, rows, cols).reshape(num_queries, -1).numpy()
         self._queries = queries
         self._residuals = _residual_norms(norms, queries)
         if self._field is not None and not _same_grid(self._field_grid, (rows, cols)):  # the early stride ended
@@ -372,17 +371,20 @@ def _runs(positions: np.ndarray) -> list[tuple[int, int, slice]]:
 
 
 def grid_correlation(image: torch.Tensor, filters: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
-    """``F.conv2d(image, filters)`` (C, H, W), (m, C, P, P) -> (m, len(rows), len(cols)) at the query grid's
-    positions only: one strided convolution per run of equally spaced rows and columns (a quarter of the
-    work on the early stride's steps)."""
+    """``F.conv2d(image, filters)`` (C, H, W), (m, C, P, P) at the query grid's positions only, channels
+    last: (len(rows), len(cols), m), so that each query's m values are contiguous. One strided
+    convolution per run of equally spaced rows and columns (a quarter of the work on the early
+    stride's steps), in the channels-last layout (oneDNN's own: no transposing copy after it)."""
     p = filters.shape[-1]
-    out = torch.empty(len(filters), len(rows), len(cols), dtype=image.dtype)
+    out = torch.empty(len(rows), len(cols), len(filters), dtype=image.dtype)
+    image = image[None].contiguous(memory_format=torch.channels_last)
+    filters = filters.contiguous(memory_format=torch.channels_last)
     for top, row_step, row_slice in _runs(rows):
         for left, col_step, col_slice in _runs(cols):
             bottom = top + (row_slice.stop - row_slice.start - 1) * row_step + p
             right = left + (col_slice.stop - col_slice.start - 1) * col_step + p
-            window = image[None, :, top:bottom, left:right]
-            out[:, row_slice, col_slice] = F.conv2d(window, filters, stride=(row_step, col_step))[0]
+            window = image[:, :, top:bottom, left:right]
+            out[row_slice, col_slice] = F.conv2d(window, filters, stride=(row_step, col_step))[0].permute(1, 2, 0)
     return out
 
 
@@ -448,8 +450,9 @@ def _projection_filters(grid: torch.Tensor, dims: int, seed: int) -> torch.Tenso
 
 def _project(image: torch.Tensor, filters: torch.Tensor) -> np.ndarray:
     """Every patch of ``image`` (C, h, w) projected on the filters: (h - P + 1, w - P + 1, dims) float32."""
-    out = F.conv2d(image.detach().to(torch.float32)[None], filters)[0]
-    return np.ascontiguousarray(out.permute(1, 2, 0).numpy())
+    p = filters.shape[-1]
+    every_row, every_col = np.arange(image.shape[1] - p + 1), np.arange(image.shape[2] - p + 1)
+    return grid_correlation(image.detach().to(torch.float32), filters, every_row, every_col).numpy()
 
 
 def _mean_patch(reference: np.ndarray, channels: int, patch_size: int, position_shape: tuple[int, int]) -> np.ndarray:

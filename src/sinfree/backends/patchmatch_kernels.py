@@ -540,35 +540,37 @@ def softmax_weights(cand, dist, samples, tail_dist, tail_log_share, inverse_two_
     positions = np.empty((n, slots), dtype=np.int64)
     weights = np.empty((n, slots), dtype=np.float32)
     counts = np.empty(n, dtype=np.int64)
-    for q in prange(n):
-        values = np.empty(k + m, dtype=np.float64)
-        top = -np.inf
-        for j in range(k):
-            values[j] = -np.float64(dist[q, j]) * inverse_two_var
-            top = max(top, values[j])
-        for i in range(m):
-            values[k + i] = -np.float64(tail_dist[q, i]) * inverse_two_var + tail_log_share[q, i]
-            top = max(top, values[k + i])
-        total = 0.0
-        for j in range(k + m):  # a weight under e^-40 of the best's is dropped either way (min_weight > 1e-17)
-            values[j] = np.exp(values[j] - top) if values[j] - top > -40.0 else 0.0
-            total += values[j]
-        kept = 0.0
-        for j in range(k + m):
-            values[j] /= total
-            if values[j] < min_weight:
-                values[j] = 0.0
-            kept += values[j]
-        count = 0
-        for j in range(k + m):
-            w = values[j] / kept
-            if j >= k and not pack_tail:
-                tail_weights[q, j - k] = w
-            elif w > 0.0:
-                positions[q, count] = cand[q, j] if j < k else samples[j - k]
-                weights[q, count] = w
-                count += 1
-        counts[q] = count
+    block = 256  # queries per task: one scratch row each
+    for b in prange((n + block - 1) // block):
+        values = np.empty(k + m, dtype=np.float32)
+        for q in range(b * block, min(n, (b + 1) * block)):
+            top = np.float32(-np.inf)
+            for j in range(k):
+                values[j] = -dist[q, j] * inverse_two_var
+                top = max(top, values[j])
+            for i in range(m):
+                values[k + i] = -tail_dist[q, i] * inverse_two_var + tail_log_share[q, i]
+                top = max(top, values[k + i])
+            total = np.float32(0.0)
+            for j in range(k + m):  # a weight under e^-40 of the best's is dropped either way (min_weight > 1e-17)
+                values[j] = np.exp(values[j] - top) if values[j] - top > -40.0 else 0.0
+                total += values[j]
+            kept = np.float32(0.0)
+            for j in range(k + m):
+                values[j] /= total
+                if values[j] < min_weight:
+                    values[j] = 0.0
+                kept += values[j]
+            count = 0
+            for j in range(k + m):
+                w = values[j] / kept
+                if j >= k and not pack_tail:
+                    tail_weights[q, j - k] = w
+                elif w > 0.0:
+                    positions[q, count] = cand[q, j] if j < k else samples[j - k]
+                    weights[q, count] = w
+                    count += 1
+            counts[q] = count
     return positions, weights, counts
 
 
