@@ -284,6 +284,49 @@ def test_exact_image_denoiser_early_stride_is_the_coarser_grid_on_early_steps(cr
         ImageDenoiser(crop, 7, early_stride=0)
 
 
+def test_noisy_stride_is_a_coarser_grid_still_on_the_noisiest_steps(crop):
+    """``noisy_stride`` above ``noisy_stride_above``, ``early_stride`` between that and ``early_stride_above``,
+    stride 1 below: ImageDenoiser is the exact stride-s denoiser of each band, and patchmatch's field carries
+    from the stride-3 grid to the stride-2 one and to the full one (a shifted crop found on the coarsest grid is
+    still found on the full one without any search)."""
+    options = {"early_stride": 2, "early_stride_above": 0.3, "noisy_stride": 3, "noisy_stride_above": 0.6}
+    tiers = ImageDenoiser(crop, 7, **options)
+    for (alpha, sigma), stride in (((0.2, 0.8), 3), ((0.5, 0.5), 2), ((0.9, 0.1), 1)):
+        x = noisy(crop, alpha, sigma)
+        assert torch.equal(tiers(x, alpha, sigma), ImageDenoiser(crop, 7, stride=stride)(x, alpha, sigma))
+    shifted = crop[:, 3:27, 4:32]
+    fused = PatchMatchDenoiser(crop, 7, k=4, tail=0, **options)
+    assert list(fused.query_grid((24, 28), sigma=0.8)[0]) == [0, 3, 6, 9, 12, 15, 17]
+    for _ in range(3):
+        fused(0.2 * shifted, 0.2, 0.8)
+    fused.passes = 0  # no search: what the finer grids find is what the field carried over
+    fused(0.5 * shifted, 0.5, 0.5)
+    fused(0.9 * shifted, 0.9, 0.1)
+    rows, cols = fused.query_grid((24, 28), sigma=0.1)
+    expected = ((rows[:, None] + 3) * fused.position_shape[1] + (cols[None, :] + 4)).reshape(-1, 1)
+    assert (fused.field[0] == expected).any(axis=1).mean() > 0.95
+    with pytest.raises(ValueError, match="noisy_stride"):
+        PatchMatchDenoiser(crop, 7, noisy_stride=0)
+
+
+def test_sharp_passes_and_shrink_keep_eq2_over_the_candidates(crop):
+    """``sharp_passes=0`` (only the full-distance pass on the sharp steps) and ``shrink=4`` (a quarter as many
+    random radii) change which candidates are found, not Eq. 2 over them: without the tail, the output is
+    exact Eq. 2 over the returned candidates (float64), and a shifted crop is still found."""
+    shifted = crop[:, 3:27, 4:32]
+    x = noisy(shifted, 0.95, 0.05)
+    fused = PatchMatchDenoiser(crop, 7, k=4, tail=0, sharp_passes=0, shrink=4, min_weight=0)
+    for _ in range(3):
+        out = fused(x, 0.95, 0.05)
+    expected = eq2_over_candidates(crop, x, 0.95, 0.05, fused.field[0], 7, 0.2)
+    assert (out.double() - expected).abs().max().item() < TOLERANCE
+    rows, cols = fused.query_grid(tuple(x.shape[-2:]))
+    truth = ((rows[:, None] + 3) * fused.position_shape[1] + (cols[None, :] + 4)).reshape(-1, 1)
+    assert (fused.field[0] == truth).any(axis=1).mean() > 0.95
+    with pytest.raises(ValueError, match="shrink"):
+        PatchMatchDenoiser(crop, 7, shrink=1)
+
+
 def test_regridded_field_has_distinct_valid_candidates():
     from sinfree.backends.patchmatch import _regrid_field
 
