@@ -127,11 +127,12 @@ class PatchMatchDenoiser:
     @classmethod
     def estimate_bytes(cls, num_patches: int, dim: int, num_queries: int, chunk_size: int | None = None) -> int:
         """Peak bytes of one call with the default options (k = 8, project = 32, tail = 16): the projected
-        reference and queries (and the convolution's output), the field, its distances and copy, the exact
-        distances, the tail's distances, weights and maps, and the fold's output."""
+        reference and queries (and the convolution's output), the residual norms, the field, its distances
+        and copy, the exact distances, the tail's bounds, shares, distances, weights and maps, the packed
+        (position, weight) pairs, and the fold's output (benchmarks/bench_memory.py measures a run's peak)."""
         k, dims, tail = 8, 32, 16
-        per_query = 4 * 2 * dims + k * (8 + 4 + 8 + 4) + 4 * tail * 6 + 4 * (k + tail) * 2 + 4 * 2 * 3
-        return 4 * dims * num_patches + num_queries * per_query + 64 * 2**20
+        per_query = 4 * 2 * dims + 2 * 4 + k * (8 + 4 + 8 + 4) + 4 * tail * 6 + (8 + 4) * (k + tail) + 4 * 2 * 3
+        return (4 * dims + 4) * num_patches + num_queries * per_query + 64 * 2**20
 
     @classmethod
     def default_chunk_size(cls, dim: int) -> int:
