@@ -47,16 +47,17 @@ AUTO_FAST = "patchmatch"
 # auto), at SWD, nearest-patch distance and diversity 1.000, 1.037, 1.000 of exact over 15 images x 3 seeds
 # (benchmarks/results_quality_auto.txt; 0.3: 1.000, 1.037, 1.000). Not 0.2: with T = 6 that strides the s_t = 0.2 step too, and the tiled gravel
 # of tests/test_editing.py then missed its seam bound (mean seam error 1.16 over its 4 seeds, bound 1.1).
-# Since 2026-12-05 (session 4), for 1024^2 in 10 s: stride 4 on the noisiest steps (s_t > 0.5) and 3 down to 0.21,
-# one subspace pass per call and none on the sharp steps (their full-distance pass alone), the random search's radii
-# quartered instead of halved: 1024^2 single-thread 21.7 -> 17.1 s against the same code's c1 options (stride 3 / 2,
-# benchmarks/ab_timing.py); quality in README ("Quality against the exact backend", benchmarks/results_quality_auto.txt).
+# Since 2026-12-05 (session 4), for 1024^2 in 10 s: stride 4 on the noisiest steps (s_t > 0.5) and 3 down to 0.21, no
+# subspace passes on the sharp steps (their full-distance pass alone), the random search's radii quartered instead of
+# halved. Over the 15 images x 3 seeds SWD, nearest-patch distance and diversity 0.998, 0.962, 1.003 of exact
+# (benchmarks/results_quality_auto.txt); with passes=1 as well 0.998, 0.912, 1.003 and 1024^2 0.6 s faster
+# (results_quality_auto_c2.txt), with sharp_passes=1 instead 0.997, 0.951, 1.002 and 0.6 s slower
+# (results_quality_auto_sp1.txt): fewer searches make more coherent fields, which copy the input more.
 AUTO_FAST_OPTIONS: dict = {
     "early_stride": 3,
     "early_stride_above": 0.21,
     "noisy_stride": 4,
     "noisy_stride_above": 0.5,
-    "passes": 1,
     "sharp_passes": 0,
     "shrink": 4,
 }
