@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from sinfree import GenerationSettings, generate_samples
-from sinfree.backends import AUTO, AUTO_FAST
+from sinfree.backends import AUTO, AUTO_FAST, AUTO_FAST_OPTIONS
 from sinfree.image_io import load_image
 
 BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15"
@@ -56,7 +56,9 @@ def warm_up(backend: str) -> None:
     """One tiny run first, so that no timed run includes one-time costs (the numba kernels of
     ``patchmatch`` are compiled on their first use after an install and cached on disk)."""
     name = AUTO_FAST if backend == AUTO else backend  # a tiny input would run auto's exact path only
-    generate_samples(square_input(48), GenerationSettings(backend=name, patch_size=7, num_scales=1, steps=2), seed=0)
+    options = AUTO_FAST_OPTIONS if backend == AUTO else {}  # every kernel auto's options reach (strides, full passes)
+    settings = GenerationSettings(backend=name, backend_options=options, patch_size=7, num_scales=1, steps=10)
+    generate_samples(square_input(64), settings, seed=0)
 
 
 def time_one_sample(image, backend: str) -> float:
