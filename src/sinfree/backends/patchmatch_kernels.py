@@ -217,14 +217,7 @@ def rescore_projected(queries, members, alpha, cand, dist):
 def _sort_row(cand_row, dist_row):
     """Insertion sort of a query's k candidates by distance (stable; k is small)."""
     for j in range(1, cand_row.shape[0]):
-        position, d = cand_row[j], dist_row[j]
-        i = j
-        while i > 0 and dist_row[i - 1] > d:
-            cand_row[i] = cand_row[i - 1]
-            dist_row[i] = dist_row[i - 1]
-            i -= 1
-        cand_row[i] = position
-        dist_row[i] = d
+        _insert(cand_row[: j + 1], dist_row[: j + 1], cand_row[j], dist_row[j])
 
 
 @njit(parallel=True, cache=True)
