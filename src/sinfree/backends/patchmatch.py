@@ -146,7 +146,8 @@ class PatchMatchDenoiser:
 
     def query_grid(self, shape: tuple[int, int], sigma: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Top-left positions of the query patches at noise level ``sigma``: every ``stride``-th, or every
-        ``early_stride``-th (the coarser) on the early steps, s_t > ``early_stride_above``."""
+        ``early_stride``-th on the early steps (s_t > ``early_stride_above``) and ``noisy_stride``-th on the
+        noisiest (s_t > ``noisy_stride_above``), the coarsest that applies (``patches.query_stride``)."""
         stride = query_stride(self.stride, self.early_stride, self.early_stride_above, sigma, self.noisy_stride, self.noisy_stride_above)
         return (
             patch_positions(shape[0], self.patch_size, stride).numpy(),
@@ -257,11 +258,9 @@ class PatchMatchDenoiser:
 
     def _tail_limits(self, best: np.ndarray, sigma: float) -> np.ndarray:
         """Per query, the distance beyond which a tail sample's weight, with its share (M - k) / 1, is
-        under ``min_weight`` of the best candidate's (``best``): best + 2 s^2 log((M - k) / min_weight)
-        (inf without dropping)."""
-        if self.min_weight <= 0:
-            return np.full(best.shape, np.inf, dtype=np.float32)
-        margin = 2.0 * sigma**2 * (math.log(self.num_patches - self.k) + math.log(1.0 / self.min_weight))
+        under ``min_weight`` of the best candidate's (``best``): best + 2 s^2 log((M - k) / min_weight),
+        the candidates' cutoff plus the share's log (inf without dropping)."""
+        margin = self._cutoff(sigma) + 2.0 * sigma**2 * math.log(self.num_patches - self.k)
         return (best + np.float32(margin)).astype(np.float32)
 
     @property
