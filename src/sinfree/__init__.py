@@ -16,7 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .backends import BACKENDS, denoise_patches, make_backend
 from .errors import InputImageError, MemoryBudgetError, OutputError, SinfreeError
-from .generate import GenerationResult, GenerationSettings, Progress, generate, generate_samples
+from .generate import PRESETS, GenerationResult, GenerationSettings, Progress, generate, generate_samples, preset_settings
 from .image_denoiser import ImageDenoiser
 from .image_io import load_image, save_png
 from .sampler import ddim_eta_step, sample_scale, two_scale_blend
@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS",
+    "PRESETS",
     "GenerationResult",
     "GenerationSettings",
     "ImageDenoiser",
@@ -38,6 +39,7 @@ __all__ = [
     "denoise_patches",
     "flow_schedule",
     "generate",
+    "preset_settings",
     "generate_samples",
     "load_image",
     "make_backend",

@@ -17,7 +17,7 @@ from . import __version__
 from .backends import AUTO, backend_names
 from .contact_sheet import contact_sheet
 from .errors import OutputError, SinfreeError
-from .generate import GenerationResult, GenerationSettings, generate_samples, plan_run
+from .generate import GenerationResult, GenerationSettings, generate_samples, plan_run, preset_settings
 from .image_io import check_writable_directory, read_image_file, save_png
 from .latent import LATENT_CHOICES, make_codec
 from .memory import format_bytes
@@ -41,9 +41,10 @@ def parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
     return int(match[2]), int(match[1])
 
 
-def parse_scales(text: str) -> Optional[int]:
-    if text == "auto":
-        return None
+def parse_scales(text: str | None) -> int | str | None:
+    """--scales: a count, "auto" (from the sizes), or None (not given: the preset's)."""
+    if text is None or text == "auto":
+        return text
     if not text.isdigit() or int(text) < 1:
         raise SinfreeError(f"--scales must be a positive integer or 'auto', got {text!r}")
     return int(text)
@@ -60,7 +61,9 @@ def parse_latent(text: str | None) -> str | None:
     return text
 
 
-def parse_rho(text: str) -> float:
+def parse_rho(text: str | None) -> float | None:
+    if text is None:
+        return None
     try:
         rho = math.inf if text in ("inf", "infinity") else float(text)
     except ValueError:
@@ -68,6 +71,44 @@ def parse_rho(text: str) -> float:
     if not rho > 0:
         raise SinfreeError(f"--rho must be a positive number or 'inf', got {text!r}")
     return rho
+
+
+PRESET_HELP = (
+    "default: keeps the input's composition (S from the sizes, the coarsest scale started from the input noised "
+    "to --variation, plain averaging); paper: the paper's Table 1 exactly (S = 4, T = 10, pure noise, rho = 0.2)."
+)
+SCALES_HELP = "Number of pyramid scales S, or 'auto': as many as keep the coarsest short side >= 2 P (default: the preset's)."
+RHO_HELP = "Width of the Gaussian fold window on [-1, 1] patch coordinates, or 'inf' for plain averaging (default: the preset's)."
+PresetOption = Annotated[str, typer.Option("--preset", help=PRESET_HELP)]
+VariationOption = Annotated[
+    Optional[float],
+    typer.Option(
+        "--variation",
+        min=0.0,
+        max=1.0,
+        help="Noise level in (0, 1] the coarsest scale starts from: lower keeps the input's layout closer, 1 = pure noise "
+        "(default: the preset's, 0.85 / 1).",
+    ),
+]
+CompletenessOption = Annotated[
+    Optional[float],
+    typer.Option(
+        "--completeness",
+        min=0.0,
+        max=1.0,
+        help="Balance how often each input patch is used on the coarse scales (Sinkhorn, 0 = plain Eq. 2; default: the preset's).",
+    ),
+]
+
+
+def cli_settings(preset: str, **options) -> GenerationSettings:
+    """The preset's settings with the options given (None: the preset's); bad values as one-line errors."""
+    try:
+        settings = preset_settings(preset, **options)
+        settings.validate()
+    except ValueError as error:
+        raise SinfreeError(str(error)) from None
+    return settings
 
 
 @app.callback(invoke_without_command=True)
@@ -88,20 +129,21 @@ def generate(
     num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=1, help="Number of samples.")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first sample; sample i uses seed + i.")] = 0,
     size: Annotated[Optional[str], typer.Option("--size", help="Output size WIDTHxHEIGHT (default: the input's).")] = None,
-    steps: Annotated[int, typer.Option("--steps", "-T", min=1, help="Denoiser calls per scale (T).")] = 10,
+    preset: PresetOption = "default",
+    variation: VariationOption = None,
+    completeness: CompletenessOption = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", "-T", min=1, help="Denoiser calls per scale (T; default 10).")] = None,
     eta: Annotated[
-        float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5: 0 = DDIM, 1 = full re-noising.")
-    ] = 0.0,
+        Optional[float], typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5: 0 = DDIM (default), 1 = full re-noising.")
+    ] = None,
     patch_size: Annotated[
         int | None, typer.Option("--patch-size", "-P", min=1, help="Patch size P (default 15; 7 latent px with --latent).")
     ] = None,
-    scales: Annotated[str, typer.Option("--scales", "-S", help="Number of pyramid scales S, or 'auto'.")] = "4",
+    scales: Annotated[Optional[str], typer.Option("--scales", "-S", help=SCALES_HELP)] = None,
     min_coarsest: Annotated[
-        Optional[float], typer.Option("--min-coarsest", help="With --scales auto: the coarsest short side in px (default 1.5 P).")
+        Optional[float], typer.Option("--min-coarsest", help="With automatic S: the coarsest short side in px (default 2 P).")
     ] = None,
-    rho: Annotated[
-        str, typer.Option("--rho", help="Width of the Gaussian fold window on [-1, 1] patch coordinates, or 'inf'.")
-    ] = "0.2",
+    rho: Annotated[Optional[str], typer.Option("--rho", help=RHO_HELP)] = None,
     stride: Annotated[int, typer.Option("--stride", min=1, help="Query patch stride.")] = 1,
     backend: Annotated[
         str,
@@ -162,13 +204,16 @@ def generate(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Generate new images with the patch statistics of INPUT (coarse-to-fine, Eq. 2 and Eq. 5)."""
-    settings = GenerationSettings(
+    """Generate new images with the patch statistics and the composition of INPUT (coarse-to-fine, Eq. 2 and Eq. 5)."""
+    settings = cli_settings(
+        preset,
         patch_size=patch_size,
         num_scales=parse_scales(scales),
         steps=steps,
         eta=eta,
         rho=parse_rho(rho),
+        variation=variation,
+        completeness=completeness,
         stride=stride,
         backend=backend,
         min_coarsest_side=min_coarsest,
@@ -260,7 +305,7 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the first outpu
 StepsOption = Annotated[int, typer.Option("--steps", "-T", min=1, help="Denoiser calls per scale (T).")]
 EtaOption = Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5.")]
 PatchOption = Annotated[int, typer.Option("--patch-size", "-P", min=1, help="Patch size P.")]
-ScalesOption = Annotated[str, typer.Option("--scales", "-S", help="Number of pyramid scales S, or 'auto'.")]
+ScalesOption = Annotated[Optional[str], typer.Option("--scales", "-S", help=SCALES_HELP)]
 BackendOption = Annotated[str, typer.Option("--backend", help=f"Patch denoiser: {', '.join(backend_names())}.")]
 LATENT_HELP = (
     f"Denoise in a latent space and decode the result: {LATENT_CHOICES}. pca: a PCA of the input's 8 x 8 pixel "
@@ -277,14 +322,17 @@ InputArgument = Annotated[Path, typer.Argument(help="The reference image.")]
 
 def edit_settings(
     patch_size: int | None,
-    scales: str,
-    steps: int,
-    eta: float,
+    scales: str | None,
+    steps: int | None,
+    eta: float | None,
     backend: str,
     min_coarsest: float | None = None,
     latent: str | None = None,
+    preset: str = "default",
 ) -> GenerationSettings:
-    settings = GenerationSettings(
+    """The editing subcommands' settings: the preset's, with the options given."""
+    return cli_settings(
+        preset,
         patch_size=patch_size,
         num_scales=parse_scales(scales),
         steps=steps,
@@ -293,8 +341,6 @@ def edit_settings(
         min_coarsest_side=min_coarsest,
         latent=parse_latent(latent),
     )
-    settings.validate()
-    return settings
 
 
 @app.command()
@@ -307,16 +353,17 @@ def retarget(
     steps: StepsOption = 10,
     eta: EtaOption = 0.0,
     patch_size: LatentPatchOption = None,
-    scales: ScalesOption = "4",
+    scales: ScalesOption = None,
     backend: BackendOption = AUTO,
     latent: LatentOption = None,
+    preset: PresetOption = "default",
     sheet: SheetOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Resize INPUT to another size keeping its layout: the coarsest scale is the input resized, finer ones are sampled."""
     from .editing import Retarget
 
-    settings = edit_settings(patch_size, scales, steps, eta, backend, latent=latent)
+    settings = edit_settings(patch_size, scales, steps, eta, backend, latent=latent, preset=preset)
     run_generation(input, outdir, settings, num_samples, seed, parse_size(size), None, sheet, quiet, Retarget(), "_retarget")
 
 
@@ -330,9 +377,10 @@ def symmetric(
     steps: StepsOption = 10,
     eta: EtaOption = 0.0,
     patch_size: LatentPatchOption = None,
-    scales: ScalesOption = "4",
+    scales: ScalesOption = None,
     backend: BackendOption = AUTO,
     latent: LatentOption = None,
+    preset: PresetOption = "default",
     sheet: SheetOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -340,7 +388,7 @@ def symmetric(
     from .editing import Symmetric
 
     edit = Symmetric(axis)
-    settings = edit_settings(patch_size, scales, steps, eta, backend, latent=latent)
+    settings = edit_settings(patch_size, scales, steps, eta, backend, latent=latent, preset=preset)
     run_generation(input, outdir, settings, num_samples, seed, None, None, sheet, quiet, edit, f"_symmetric_{axis}")
 
 
@@ -398,11 +446,14 @@ def evaluate_command(
     ] = None,
     num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=2, help="Samples generated per input.")] = 10,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first sample; sample i uses seed + i.")] = 0,
-    steps: Annotated[int, typer.Option("--steps", "-T", min=1, help="Denoiser calls per scale (T).")] = 10,
-    eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5.")] = 0.0,
-    patch_size: Annotated[int, typer.Option("--patch-size", "-P", min=1, help="Patch size P.")] = 15,
-    scales: Annotated[str, typer.Option("--scales", "-S", help="Number of pyramid scales S, or 'auto'.")] = "4",
-    rho: Annotated[str, typer.Option("--rho", help="Width of the Gaussian fold window, or 'inf'.")] = "0.2",
+    preset: PresetOption = "default",
+    variation: VariationOption = None,
+    completeness: CompletenessOption = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", "-T", min=1, help="Denoiser calls per scale (T; default 10).")] = None,
+    eta: Annotated[Optional[float], typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5 (default 0).")] = None,
+    patch_size: Annotated[Optional[int], typer.Option("--patch-size", "-P", min=1, help="Patch size P (default 15).")] = None,
+    scales: ScalesOption = None,
+    rho: Annotated[Optional[str], typer.Option("--rho", help=RHO_HELP)] = None,
     backend: Annotated[str, typer.Option("--backend", help=f"Patch denoiser: {', '.join(backend_names())}.")] = AUTO,
     backend_option: Annotated[
         Optional[list[str]], typer.Option("--backend-option", help="NAME=VALUE passed to the backend, e.g. k=5 (repeatable).")
@@ -426,16 +477,18 @@ def evaluate_command(
     compared = [load_run(path) for path in compare or []]  # bad files fail before any work
     settings = None
     if samples is None:
-        settings = GenerationSettings(
+        settings = cli_settings(
+            preset,
             patch_size=patch_size,
             num_scales=parse_scales(scales),
             steps=steps,
             eta=eta,
             rho=parse_rho(rho),
+            variation=variation,
+            completeness=completeness,
             backend=backend,
             backend_options=parse_backend_options(backend_option or []),
         )
-        settings.validate()
     outdir = check_writable_directory(outdir)
     stderr.print(f"evaluating {len(files)} image(s): " + (f"samples in {samples}" if samples else f"{num_samples} samples each"))
     with progress_bar(quiet) as bar:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .backends import AUTO, IMAGE_BACKENDS, QUERY_GRID_OPTIONS, backend_class_for, resolve_backend
+from .backends import AUTO, AUTO_EXACT_FLOPS, IMAGE_BACKENDS, PatchBackend, QUERY_GRID_OPTIONS, backend_class_for, resolve_backend
 from .backends.base import CallStats
 from .energy import EnergyRectifier, calibrate
 from .errors import InputImageError, SinfreeError
@@ -21,6 +22,7 @@ from .image_io import ImageLike, load_image, tensor_to_array
 from .latent import LATENT_PATCH_SIZE, Codec, make_codec
 from .memory import check_fits
 from .pyramid import build_pyramid, level_shapes, resolve_num_scales
+from .resize import resize
 from .sampler import sample_scale
 from .schedule import S_MIN, flow_schedule
 
@@ -36,26 +38,42 @@ def default_patch_size(latent) -> int:
     return PIXEL_PATCH_SIZE if latent is None else LATENT_PATCH_SIZE
 
 
+# The default preset (issue 18, measured by benchmarks/bench_composition.py against "paper"): S chosen from the
+# input and output sizes (coarsest short side >= 2 P), the coarsest scale started from the input noised to
+# DEFAULT_VARIATION, plain averaging in the fold. "paper" is Table 1 exactly.
+DEFAULT_VARIATION = 0.85
+DEFAULT_COMPLETENESS = 0.0
+DEFAULT_RHO = math.inf
+DEFAULT_ETA = 0.0
+PRESETS: dict[str, dict] = {
+    "default": {},  # GenerationSettings' own defaults
+    "paper": {"num_scales": 4, "steps": 10, "eta": 0.0, "rho": 0.2, "min_coarsest_side": None, "variation": 1.0, "completeness": 0.0},
+}
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Every knob of the sampler, with the paper's Table-1 defaults.
+    """Every knob of the sampler. The defaults are the ``default`` preset; ``preset_settings("paper")``
+    is the paper's Table 1 (P = 15, S = 4, T = 10, eta = 0, rho = 0.2, every scale from pure noise).
 
     ``latent``: the space the sampler denoises in (``sinfree.latent``): None for pixels, "pca",
     "pca:K", "vae:PATH" or a Codec. ``patch_size=None`` becomes 15 in pixel space, 7 in a latent space.
     """
 
     patch_size: int | None = None
-    num_scales: int | None = 4  # None: automatic from min_coarsest_side
+    num_scales: int | None = None  # None: automatic, the most whose coarsest short side is >= min_coarsest_side
     steps: int = 10
-    eta: float = 0.0
-    rho: float = 0.2
+    eta: float = DEFAULT_ETA
+    rho: float = DEFAULT_RHO
     stride: int = 1
     backend: str = AUTO  # exact where cheap (coarse scales), ivf elsewhere; "exact" for the paper's exact method
-    min_coarsest_side: float | None = None  # automatic S only; default 1.5 * patch_size
+    min_coarsest_side: float | None = None  # automatic S only; default 2 * patch_size
     s_min: float = S_MIN
     backend_options: dict = field(default_factory=dict)  # e.g. {"nprobe": 2, "k": 5} for "ivf"
     latent: str | Codec | None = None
     rectify: float | None = None  # energy rectification (DESIGN.md §2, sinfree.energy): the sharper kernel's width factor gamma
+    variation: float = DEFAULT_VARIATION  # noise level the coarsest scale starts from: 1 = pure noise (the paper), < 1 = the input noised
+    completeness: float = DEFAULT_COMPLETENESS  # Sinkhorn balancing of patch usage on the cheap (coarse) scales (backends/balanced.py); 0 = Eq. 2
 
     def __post_init__(self):
         if self.patch_size is None:
@@ -79,6 +97,10 @@ class GenerationSettings:
             raise ValueError(f"backend {self.backend!r} takes no option {', '.join(unknown)}")
         if self.backend_options.get("prune_alpha") is not None and not self.backend_options.get("propagate"):
             raise ValueError("prune_alpha needs propagate=True: pruned queries take their neighbours' candidates")
+        if not 0.0 <= self.completeness <= 1.0:
+            raise ValueError(f"completeness must be in [0, 1], got {self.completeness}")
+        if not self.s_min < self.variation <= 1.0:
+            raise ValueError(f"variation (the coarsest scale's starting noise level) must be in ({self.s_min:g}, 1], got {self.variation}")
         if self.rectify is not None and not 0.0 < self.rectify < 1.0:
             raise ValueError(f"rectify (the sharper kernel's width factor gamma) must be in (0, 1), got {self.rectify}")
         make_codec(self.latent)  # a bad spec or a missing VAE folder fails here
@@ -88,6 +110,16 @@ class GenerationSettings:
         recorded = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         codec = codec if codec is not None else make_codec(self.latent)
         return recorded | {"backend_options": dict(self.backend_options), "latent": None if codec is None else codec.describe()}
+
+
+def preset_settings(preset: str = "default", **overrides) -> GenerationSettings:
+    """The settings of a preset (``PRESETS``: "default" or "paper"), with ``overrides`` (None: the preset's)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    chosen = PRESETS[preset] | {name: value for name, value in overrides.items() if value is not None}
+    if chosen.get("num_scales") == "auto":
+        chosen["num_scales"] = None
+    return GenerationSettings(**chosen)
 
 
 @dataclass(frozen=True)
@@ -119,13 +151,16 @@ def generate(
     num_samples: int = 1,
     size: tuple[int, int] | None = None,
     seed: int = 0,
+    preset: str = "default",
     patch_size: int | None = None,
-    num_scales: int | None = 4,
-    steps: int = 10,
-    eta: float = 0.0,
-    rho: float = 0.2,
-    stride: int = 1,
-    backend: str = AUTO,
+    num_scales: int | str | None = None,
+    steps: int | None = None,
+    eta: float | None = None,
+    rho: float | None = None,
+    variation: float | None = None,
+    completeness: float | None = None,
+    stride: int | None = None,
+    backend: str | None = None,
     min_coarsest_side: float | None = None,
     latent: str | Codec | None = None,
     rectify: float | None = None,
@@ -138,8 +173,14 @@ def generate(
     ``image`` is a path, a PIL image or a numpy array (gray, RGB or RGBA; uint8, uint16 or float
     in [0, 1]); the samples come back as numpy arrays of the same type and layout. ``size`` is the
     output (height, width), default the input's; sample i uses the seed ``seed + i``.
-    ``num_scales=None`` picks S from ``min_coarsest_side`` (default 1.5 patch sizes). Further
-    keywords go to the backend (``backend="ivf", nprobe=2, k=5``).
+
+    ``preset``: "default" (keeps the input's composition: S from the sizes, the coarsest scale started
+    from the input noised to ``variation``) or "paper" (Table 1 exactly: S = 4, every scale from pure
+    noise, rho = 0.2). Every other keyword left at None takes the preset's value. ``num_scales="auto"``
+    picks S from ``min_coarsest_side`` (default 2 patch sizes). ``variation`` in (0, 1]: how much the
+    layout may vary (1: pure noise). ``completeness`` in [0, 1]: how evenly the coarse scales use the
+    input's patches (``sinfree.backends.balanced``). Further keywords go to the backend
+    (``backend="ivf", nprobe=2, k=5``).
 
     ``latent`` samples in a latent space and decodes the result (``sinfree.latent``): "pca" (a PCA of
     the input's 8 x 8 blocks, fitted to it), "pca:4" (4 x 4 blocks), "vae:PATH" (a diffusers
@@ -149,9 +190,21 @@ def generate(
     size: xhat0 is extrapolated towards the denoiser with kernel width gamma s_t until its high-frequency
     energy matches a run at the input's size (``sinfree.energy``, DESIGN.md §2); None (default) is off.
     """
-    settings = GenerationSettings(
-        patch_size, num_scales, steps, eta, rho, stride, backend, min_coarsest_side,
-        backend_options=backend_options, latent=latent, rectify=rectify,
+    settings = preset_settings(
+        preset,
+        patch_size=patch_size,
+        num_scales=num_scales,
+        steps=steps,
+        eta=eta,
+        rho=rho,
+        variation=variation,
+        completeness=completeness,
+        stride=stride,
+        backend=backend,
+        min_coarsest_side=min_coarsest_side,
+        backend_options=backend_options or None,
+        latent=latent,
+        rectify=rectify,
     )
     return generate_samples(
         image, settings, num_samples=num_samples, size=size, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress
@@ -328,9 +381,13 @@ def sample_coarse_to_fine(
         scale_denoiser = edit.wrap(denoiser, scale)
         if targets is not None:
             scale_denoiser = EnergyRectifier(scale_denoiser, patch_image, targets[scale], settings.rectify)
+        varied = scale == num_scales - 1 and settings.variation < 1.0 and edit.varies_start
+        scale_schedule = flow_schedule(settings.steps, settings.s_min, settings.variation) if varied else schedule
         for i, generator in enumerate(generators):
             noise = torch.randn(reference.shape[0], *canvas_shapes[scale], generator=generator)
-            x_start, start_step = edit.start(scale, pyramid[scale], noise, schedule, scale_denoiser)
+            if varied:
+                noise = noised_level(pyramid[scale], noise, scale_schedule)
+            x_start, start_step = edit.start(scale, pyramid[scale], noise, scale_schedule, scale_denoiser)
 
             def report(t, x, xhat0, i=i, scale=scale):
                 nonlocal calls_done
@@ -341,7 +398,7 @@ def sample_coarse_to_fine(
             finished[i] = sample_scale(
                 scale_denoiser,
                 x_start,
-                schedule,
+                scale_schedule,
                 eta=settings.eta,
                 generator=generator,
                 coarse=finished[i],
@@ -355,13 +412,25 @@ def sample_coarse_to_fine(
     return finished, stats
 
 
+def noised_level(level: torch.Tensor, noise: torch.Tensor, schedule) -> torch.Tensor:
+    """The start of a varied coarsest scale: ``x_T = a_T U(level) + s_T eps`` (the flow's forward
+    process at the schedule's first noise level s_T = variation), the input's coarsest level resized
+    to the canvas. Its layout survives the noise in proportion to a_T, its arrangement varies with eps."""
+    alpha, sigma = schedule[schedule.num_steps]
+    return alpha * resize(level, tuple(noise.shape[-2:])) + sigma * noise
+
+
 def scale_backend(
     settings: GenerationSettings, channels: int, reference_shape: tuple[int, int], canvas_shape: tuple[int, int]
 ) -> tuple[str, dict]:
-    """The backend and options of one scale (``auto`` resolves by the scale's problem size)."""
+    """The backend and options of one scale (``auto`` resolves by the scale's problem size); with
+    ``completeness`` > 0, the balanced Eq. 2 on the scales where one exact call is cheap (the coarse
+    ones, where the layout is decided)."""
     p = settings.patch_size
     num_patches = (reference_shape[0] - p + 1) * (reference_shape[1] - p + 1)
     num_queries = _grid_length(canvas_shape[0], p, settings.stride) * _grid_length(canvas_shape[1], p, settings.stride)
+    if settings.completeness > 0 and PatchBackend.flops(num_queries, num_patches, channels * p * p) <= AUTO_EXACT_FLOPS:
+        return "balanced", {"completeness": settings.completeness}
     return resolve_backend(settings.backend, settings.backend_options, num_queries, num_patches, channels * p * p)
 
 

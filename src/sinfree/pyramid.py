@@ -9,9 +9,9 @@ from .resize import resize
 
 Shape = tuple[int, int]
 
-# Automatic S: the coarsest level's short side stays at least this many patch sizes
-# (DESIGN.md: coarsest short side 1.5-2 x P).
-DEFAULT_MIN_COARSEST_FACTOR = 1.5
+# Automatic S: the coarsest level's short side stays at least this many patch sizes (DESIGN.md: 1.5-2 P;
+# 2 P measured with fewer copied crops than 1.5 P at the same layout, benchmarks/bench_composition.py).
+DEFAULT_MIN_COARSEST_FACTOR = 2.0
 
 
 def halve(shape: Shape) -> Shape:
@@ -38,7 +38,7 @@ def auto_num_scales(shape: Shape, min_coarsest_side: float) -> int:
 def resolve_num_scales(
     input_shape: Shape, output_shape: Shape, patch_size: int, num_scales: int | None, min_coarsest_side: float | None
 ) -> int:
-    """S fixed by the user, or automatic from the minimum coarsest short side (default 1.5 P).
+    """S fixed by the user, or automatic from the minimum coarsest short side (default 2 P).
 
     Checks that every level of input and output holds at least one patch, with a clear error.
     """

@@ -28,17 +28,23 @@ class FlowSchedule:
         return float(self.alphas[t]), float(self.sigmas[t])
 
 
-def flow_schedule(num_steps: int, s_min: float = S_MIN) -> FlowSchedule:
-    """The flow-matching schedule with ``num_steps`` denoiser calls (Eq. 3 of the paper)."""
+def flow_schedule(num_steps: int, s_min: float = S_MIN, s_max: float = 1.0) -> FlowSchedule:
+    """The flow-matching schedule with ``num_steps`` denoiser calls (Eq. 3 of the paper).
+
+    ``s_max`` < 1 spaces the same calls from noise level ``s_max`` down (``tau_T = s_max``): the
+    schedule of a start from a partly noised image, ``x_T = (1 - s_max) x + s_max eps``.
+    """
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     if not 0.0 < s_min < 1.0:
         raise ValueError(f"s_min must be in (0, 1), got {s_min}")
+    if not s_min < s_max <= 1.0:
+        raise ValueError(f"s_max must be in (s_min, 1], got {s_max}")
     t = torch.arange(1, num_steps + 1, dtype=torch.float64)
     if num_steps == 1:
-        tau = torch.ones(1, dtype=torch.float64)  # a single call from pure noise: the mean
+        tau = torch.full((1,), s_max, dtype=torch.float64)  # a single call from pure noise: the mean
     else:
-        tau = s_min + (t - 1) / (num_steps - 1) * (1.0 - s_min)
+        tau = s_min + (t - 1) / (num_steps - 1) * (s_max - s_min)
     alphas = torch.cat([torch.ones(1, dtype=torch.float64), 1.0 - tau])
     sigmas = torch.cat([torch.zeros(1, dtype=torch.float64), tau])
     return FlowSchedule(alphas=alphas, sigmas=sigmas)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .balanced import BalancedBackend
 from .base import PatchBackend
 from .chunked import ChunkedSoftmaxBackend
 from .exact import ExactBackend
@@ -15,6 +16,7 @@ from .reference import ReferenceBackend
 BACKENDS: dict[str, type[PatchBackend]] = {
     ExactBackend.name: ExactBackend,
     ChunkedSoftmaxBackend.name: ChunkedSoftmaxBackend,
+    BalancedBackend.name: BalancedBackend,
     ReferenceBackend.name: ReferenceBackend,
     IVFBackend.name: IVFBackend,
     FaissIVFBackend.name: FaissIVFBackend,
@@ -115,6 +117,7 @@ def denoise_patches(
 __all__ = [
     "AUTO",
     "BACKENDS",
+    "BalancedBackend",
     "ChunkedSoftmaxBackend",
     "ExactBackend",
     "FaissIVFBackend",

@@ -74,6 +74,8 @@ class StructuralAnalogy(Edit):
     their patch size, stride, rho and backend make that denoiser (default: the Table-1 defaults).
     """
 
+    varies_start = False
+
     works_in_latent = False  # the style image's pyramid and the inversion are in pixel space
 
     def __init__(

@@ -19,6 +19,8 @@ class Retarget(Edit):
     target's coarsest shape and is not denoised; finer scales are sampled with the input's patches,
     blended with it, so the coarse layout follows the input's."""
 
+    varies_start = False
+
     coarsest = 0
 
     def prepare(self, num_scales: int) -> None:
@@ -119,6 +121,8 @@ class TiledDenoiser:
 class Tile(Edit):
     """Seamless tiles: every denoiser call is the masked blend over circular half-shifts (4 calls),
     and the coarse-to-fine blend resamples circularly."""
+
+    varies_start = False
 
     periodic = True
 

@@ -211,6 +211,8 @@ class Inpaint(Edit):
     edit (``make_denoiser``) over the clean patches.
     """
 
+    varies_start = False
+
     works_in_latent = False  # the mask and the kept pixels are in pixel space
 
     def __init__(self, mask: MaskLike, *, backend: str = AUTO, backend_options: dict | None = None):

@@ -254,6 +254,8 @@ class ClipStyle(Edit):
     every xhat0 replaced by the CLIP-guided estimate (module docstring). Single scale; the output has
     the content's size."""
 
+    varies_start = False
+
     works_in_latent = False  # CLIP guides pixels
 
     def __init__(

@@ -22,13 +22,14 @@ from ..errors import InputImageError, SinfreeError
 from ..generate import GenerationSettings, generate_samples
 from ..image_io import load_image, save_png
 from ..metrics.copying import copying_rate
+from ..metrics.layout import layout_distance, profile_distances, seam_ratio
 from ..metrics.lpips import load_lpips, lpips_diversity
 from ..metrics.niqe import niqe
 from ..metrics.patch_statistics import nearest_patch_distance, pixel_diversity, sliced_wasserstein
 from ..metrics.sifid import load_inception_stem, sifid_many
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
-METRICS = ("sifid", "lpips_diversity", "pixel_diversity", "niqe", "swd", "nn_dist", "copying_rate")
+METRICS = ("sifid", "lpips_diversity", "pixel_diversity", "niqe", "swd", "nn_dist", "copying_rate", "layout", "row_profile", "seams")
 # What a better sample does to each metric, for the report's header.
 BETTER = {
     "sifid": "lower",
@@ -38,6 +39,9 @@ BETTER = {
     "swd": "lower",
     "nn_dist": "context",
     "copying_rate": "lower",
+    "layout": "lower",
+    "row_profile": "lower",
+    "seams": "lower",
 }
 NIQE_MIN_SIDE = 96
 # The nearest-patch distance's median over this many sample patches (exact search over all the input's):
@@ -106,8 +110,9 @@ def evaluate_image(
 ) -> ImageEvaluation:
     """The metrics of ``samples`` (RGB tensors in [-1, 1]) against their ``reference``.
 
-    SIFID, SWD, nearest-patch distance, copying rate and NIQE are means over the samples; LPIPS and
-    pixel diversity are figures of the set. NIQE is NaN for samples under 96 px per side (one block).
+    SIFID, SWD, nearest-patch distance, copying rate, NIQE, the layout (row and column colour profiles;
+    row profiles alone) and the seam figure (``sinfree.metrics.layout``) are means over the samples;
+    LPIPS and pixel diversity are figures of the set. NIQE is NaN for samples under 96 px per side (one block).
     """
     reference = as_rgb(reference)
     if len({tuple(s.shape) for s in samples}) != 1:
@@ -120,6 +125,9 @@ def evaluate_image(
         "swd": lambda: float(np.mean([sliced_wasserstein(s, reference) for s in samples])),
         "nn_dist": lambda: float(np.mean([nearest_patch_distance(s, reference, max_queries=NN_QUERIES) for s in samples])),
         "copying_rate": lambda: float(np.nanmean([copying_rate(s, reference) for s in samples])),
+        "layout": lambda: float(np.mean([layout_distance(s, reference) for s in samples])),
+        "row_profile": lambda: float(np.mean([profile_distances(s, reference)[0] for s in samples])),
+        "seams": lambda: _nanmean([seam_ratio(s, reference) for s in samples]),
     }
     metrics, seconds = {}, {}
     for metric, compute in figures.items():
@@ -143,7 +151,7 @@ class EvaluationRun:
 
     def mean(self) -> dict[str, float]:
         """Mean of each metric over the images (NaNs left out), and of the seconds per sample."""
-        mean = {m: _nanmean([row.metrics[m] for row in self.rows]) for m in METRICS}
+        mean = {m: _nanmean([row.metrics.get(m) for row in self.rows]) for m in METRICS}
         mean["seconds_per_sample"] = _nanmean([row.seconds_per_sample for row in self.rows])
         mean["metric_seconds_per_image"] = _nanmean([sum(row.metric_seconds.values()) for row in self.rows])
         return mean

