@@ -44,7 +44,8 @@ def test_writes_results_report_and_figures(generated):
     assert [row["image"] for row in results["rows"]] == ["astronaut", "coffee"]
     for row in results["rows"]:
         assert set(METRICS) <= set(row["metrics"]) and row["num_samples"] == 2
-        assert all(math.isfinite(row["metrics"][m]) for m in METRICS)
+        # seams: NaN where a small sample holds no two coherently copied regions
+        assert all(math.isfinite(row["metrics"][m]) for m in METRICS if m != "seams")
         assert row["seconds_per_sample"] > 0
     assert results["mean"]["sifid"] == pytest.approx(np.mean([r["metrics"]["sifid"] for r in results["rows"]]))
     rows = list(csv.DictReader((generated / "results.csv").open()))
@@ -64,7 +65,7 @@ def test_samples_mode_reproduces_the_generated_run(inputs, generated, tmp_path):
     again = json.loads((tmp_path / "results.json").read_text())
     for a, b in zip(first["rows"], again["rows"]):
         for metric in METRICS:
-            assert b["metrics"][metric] == pytest.approx(a["metrics"][metric], rel=1e-6, abs=1e-9), metric
+            assert b["metrics"][metric] == pytest.approx(a["metrics"][metric], rel=1e-6, abs=1e-9, nan_ok=True), metric
     assert again["label"] == "re-read" and again["settings"] is None
     report = (tmp_path / "report.md").read_text()
     assert "| re-read |" in report and f"| {first['label']} |" in report

@@ -44,17 +44,18 @@ def test_requested_size_retargets(small_rgb):
     assert sample.shape == (30, 64, 3)
 
 
-def test_default_settings_are_table_1():
-    settings = GenerationSettings()
-    assert (settings.patch_size, settings.num_scales, settings.steps, settings.eta, settings.rho, settings.stride) == (
-        15,
-        4,
-        10,
-        0.0,
-        0.2,
-        1,
-    )
-    assert settings.backend == "auto"
+def test_paper_preset_is_table_1_and_the_default_keeps_the_composition():
+    from sinfree import preset_settings
+
+    paper = preset_settings("paper")
+    assert (paper.patch_size, paper.num_scales, paper.steps, paper.eta, paper.rho, paper.stride) == (15, 4, 10, 0.0, 0.2, 1)
+    assert (paper.variation, paper.completeness, paper.backend) == (1.0, 0.0, "auto")
+    default = preset_settings()
+    assert default == GenerationSettings() and default.num_scales is None and default.variation < 1.0
+    assert preset_settings("paper", steps=20, rho=None).steps == 20  # None: the preset's
+    assert preset_settings("paper", num_scales="auto").num_scales is None
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_settings("fast")
 
 
 def test_auto_runs_exact_on_cheap_scales_and_patchmatch_on_costly_ones():

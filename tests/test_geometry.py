@@ -108,8 +108,11 @@ def test_image_denoiser_bands_do_not_change_the_result(small_rgb):
 def test_pyramid_shapes_and_auto_scales():
     assert level_shapes((190, 250), 4) == [(190, 250), (95, 125), (48, 63), (24, 32)]
     assert auto_num_scales((190, 250), 22.5) == 4
-    assert resolve_num_scales((190, 250), (190, 250), 15, None, None) == 4
-    assert resolve_num_scales((190, 250), (400, 500), 15, None, None) == 4  # limited by the input
+    assert resolve_num_scales((190, 250), (190, 250), 15, None, None) == 3  # coarsest >= 2 P: 48 x 63
+    assert resolve_num_scales((190, 250), (190, 250), 15, None, 22.5) == 4
+    assert resolve_num_scales((190, 250), (400, 500), 15, None, None) == 3  # limited by the input
+    assert resolve_num_scales((1024, 1024), (1024, 1024), 15, None, None) == 6  # coarsest 32 px: a few patches across
+    assert resolve_num_scales((120, 160), (100, 240), 15, None, None) == 2  # a retarget: limited by the output's height
     with pytest.raises(InputImageError, match="at most 3 scales"):
         resolve_num_scales((100, 100), (100, 100), 15, 4, None)
     with pytest.raises(InputImageError, match="smaller than the 15 px patch"):

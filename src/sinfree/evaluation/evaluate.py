@@ -106,7 +106,11 @@ class ImageEvaluation:
 
 
 def evaluate_image(
-    name: str, reference: torch.Tensor, samples: list[torch.Tensor], seconds_per_sample: float | None = None
+    name: str,
+    reference: torch.Tensor,
+    samples: list[torch.Tensor],
+    seconds_per_sample: float | None = None,
+    metrics: tuple[str, ...] = METRICS,
 ) -> ImageEvaluation:
     """The metrics of ``samples`` (RGB tensors in [-1, 1]) against their ``reference``.
 
@@ -129,13 +133,16 @@ def evaluate_image(
         "row_profile": lambda: float(np.mean([profile_distances(s, reference)[0] for s in samples])),
         "seams": lambda: _nanmean([seam_ratio(s, reference) for s in samples]),
     }
-    metrics, seconds = {}, {}
-    for metric, compute in figures.items():
+    unknown = set(metrics) - set(figures)
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(sorted(unknown))}; choose from {', '.join(METRICS)}")
+    values, seconds = {}, {}
+    for metric in metrics:
         started = time.perf_counter()
         with torch.inference_mode():
-            metrics[metric] = compute()
+            values[metric] = figures[metric]()
         seconds[metric] = time.perf_counter() - started
-    return ImageEvaluation(name, len(samples), metrics, seconds_per_sample, seconds)
+    return ImageEvaluation(name, len(samples), values, seconds_per_sample, seconds)
 
 
 @dataclass
@@ -187,11 +194,12 @@ def evaluate(
     save_samples_to: Path | None = None,
     label: str | None = None,
     on_image: Callable[[int, str, str], None] | None = None,
+    metrics: tuple[str, ...] = METRICS,
 ) -> EvaluationRun:
     """Evaluate sinfree (``settings``, ``num_samples`` per input from ``seed``) or, with
     ``samples_dir``, the samples found there, on each input image. Generated samples are written
     to ``save_samples_to/<stem>/`` (so that the run can be re-read with ``samples_dir``).
-    ``on_image(index, name, stage)`` reports progress."""
+    ``on_image(index, name, stage)`` reports progress; ``metrics`` chooses the figures (default all)."""
     if samples_dir is None and settings is None:
         settings = GenerationSettings()
     load_inception_stem(), load_lpips()  # a missing weight file fails here, before any work
@@ -216,7 +224,7 @@ def evaluate(
                     save_png(array, folder / f"{path.stem}_seed{sample_seed}.png", result.settings | {"input": path.name, "seed": sample_seed})
         if on_image:
             on_image(index, path.stem, "metrics")
-        rows.append(evaluate_image(path.stem, reference, samples, seconds))
+        rows.append(evaluate_image(path.stem, reference, samples, seconds, metrics))
         sheets[path.stem] = sample_sheet(reference, samples)
     if label is None:
         label = f"samples in {samples_dir.name}" if samples_dir is not None else default_label(settings)

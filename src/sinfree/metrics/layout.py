@@ -4,12 +4,12 @@
 where)? The mean colour of every row (and column) of the sample against the input's.
 
 ``seam_ratio``: are the boundaries between copied regions visible? Every sample pixel is traced to
-the reference pixel at the centre of its nearest reference patch; neighbours whose sources lie at
-the same offset belong to one coherently copied region, and a pair of neighbours whose offsets
-differ straddles a boundary. A copy continued across that pair would carry the reference's own
-gradient there; the figure is how much more gradient energy the sample has than that, on the
-boundaries, relative to the same ratio inside regions (1: seams as smooth as the copied content;
-above 1: visible seams).
+the reference pixel at the centre of its nearest reference patch; connected pixels whose sources lie
+at one offset form a coherently copied region. Between regions lie the seams (and the band of
+patches straddling a seam, which match no copy). A copy continued across a pair of neighbours would
+carry the reference's own gradient there; the figure is how much more gradient energy the sample
+has than that between regions, relative to the same ratio inside them (about 1 or below: seams as
+smooth as the copied content; above 1: visible seams).
 
 Images are float tensors (C, H, W) in [-1, 1], as ``sinfree.load_image`` gives them.
 """
@@ -86,10 +86,11 @@ def coherent_regions(sources: torch.Tensor, ref_width: int, min_area: int) -> to
 
 
 def seam_ratio(sample: torch.Tensor, reference: torch.Tensor, patch_size: int = SEAM_PATCH, min_area: int = SEAM_MIN_AREA) -> float:
-    """Gradient energy on the boundaries between coherently copied regions against the interior
-    (module docstring): (sum_b |grad s|^2 / sum_b |grad r at the sources|^2) divided by the same
-    ratio over interior pairs, over horizontal and vertical neighbour pairs of patch centres, where
-    a region is coherent from ``min_area`` pixels on. NaN without boundary or interior pairs."""
+    """Gradient energy between coherently copied regions against their interior (module docstring):
+    (sum_b |grad s|^2 / sum_b |grad r at the sources|^2) over the neighbour pairs b not inside one
+    region (the seams, and the bands of patches straddling them, which match no copy), divided by
+    the same ratio over pairs inside one region; horizontal and vertical pairs of patch centres, a
+    region coherent from ``min_area`` pixels on. NaN without such pairs (no coherent copy at all)."""
     sources = source_map(sample, reference, patch_size)
     ref_width = reference.shape[-1] - patch_size + 1
     regions = coherent_regions(sources, ref_width, min_area)
@@ -101,14 +102,14 @@ def seam_ratio(sample: torch.Tensor, reference: torch.Tensor, patch_size: int = 
     sums = torch.zeros(2, 2, dtype=torch.float64)  # [boundary, interior] x [sample, reference]
     for dy, dx in ((0, 1), (1, 0)):
         first, second = regions[: rows - dy, : cols - dx], regions[dy:, dx:]
-        coherent = (first >= 0) & (second >= 0)
+        interior = (first >= 0) & (first == second)
         a_y, a_x = src_y[: rows - dy, : cols - dx], src_x[: rows - dy, : cols - dx]
         sample_step = (centre[:, dy:, dx:] - centre[:, : rows - dy, : cols - dx]).square().sum(dim=0)
         # the reference's step from the first pixel's source to its neighbour: what a continued copy carries
         next_y = (a_y + half + dy).clamp(max=ref.shape[-2] - 1)
         next_x = (a_x + half + dx).clamp(max=ref.shape[-1] - 1)
         reference_step = (ref[:, next_y, next_x] - ref[:, a_y + half, a_x + half]).square().sum(dim=0)
-        for index, where in enumerate((coherent & (first != second), coherent & (first == second))):
+        for index, where in enumerate((~interior, interior)):
             sums[index, 0] += sample_step[where].sum().double()
             sums[index, 1] += reference_step[where].sum().double()
     if (sums == 0).any():

@@ -1,0 +1,151 @@
+"""The levers that keep an input's composition (issue 18): the varied start of the coarsest scale, the
+balanced (completeness) Eq. 2, automatic scales, and the layout and seam figures that measure them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage import data, transform
+
+from sinfree import GenerationSettings, generate_samples, preset_settings
+from sinfree.backends import denoise_patches, make_backend
+from sinfree.backends.balanced import balanced_weights
+from sinfree.editing.base import Edit
+from sinfree.generate import sample_coarse_to_fine
+from sinfree.image_io import load_image
+from sinfree.metrics import copying_rate, layout_distance, profile_distances, seam_ratio
+from sinfree.pyramid import build_pyramid
+from sinfree.resize import resize
+from sinfree.schedule import flow_schedule
+
+
+def sinkhorn_reference(x, patches, alpha, sigma, completeness, iterations):
+    """Eq. 2 with Sinkhorn patch potentials, brute force in float64."""
+    x, patches = x.double(), patches.double()
+    logits = -((x[:, None, :] - alpha * patches[None]) ** 2).sum(-1) / (2 * sigma**2)
+    potentials = torch.zeros(len(patches), dtype=torch.float64)
+    for _ in range(iterations):
+        usage = torch.softmax(logits + potentials, dim=1).sum(dim=0)
+        potentials -= completeness * torch.log(usage / (len(x) / len(patches)))
+    weights = torch.softmax(logits + potentials, dim=1)
+    return weights @ patches, weights
+
+
+@pytest.fixture
+def patch_problem():
+    generator = torch.Generator().manual_seed(0)
+    patches = torch.rand(60, 27, generator=generator) * 2 - 1
+    return torch.randn(45, 27, generator=generator), patches
+
+
+@pytest.mark.parametrize("alpha,sigma", [(0.9, 0.1), (0.6, 0.4), (0.2, 0.8)])
+def test_balanced_backend_is_eq2_at_zero_completeness_and_sinkhorn_eq2_otherwise(patch_problem, alpha, sigma):
+    x, patches = patch_problem
+    exact = denoise_patches(x, patches, alpha, sigma, "reference")
+    plain = make_backend("balanced", patches, completeness=0.0)(x, alpha, sigma)
+    assert (plain.double() - exact.double()).abs().max().item() < 1e-5
+    expected, weights = sinkhorn_reference(x, patches, alpha, sigma, 1.0, 20)
+    balanced = make_backend("balanced", patches, completeness=1.0, iterations=20)(x, alpha, sigma)
+    assert (balanced.double() - expected).abs().max().item() < 1e-5
+    assert not torch.allclose(balanced.double(), exact.double(), atol=1e-3)  # the term changes the denoiser
+    plain_usage = torch.softmax(-((x.double()[:, None] - alpha * patches.double()[None]) ** 2).sum(-1) / (2 * sigma**2), 1).sum(0)
+    assert weights.sum(0).std() < 0.5 * plain_usage.std()  # usage evened out towards N / M
+
+
+def test_balanced_weights_survive_patches_no_query_wants():
+    logits = torch.tensor([[0.0, -500.0, -1000.0], [1.0, -400.0, -900.0]])  # patches 1, 2 underflow in fp32
+    weights = balanced_weights(logits, 1.0, 10)
+    assert torch.isfinite(weights).all() and torch.allclose(weights.sum(1), torch.ones(2))
+    assert weights[:, 2].sum() > 0.1  # the unused patch is brought in
+
+
+def test_schedule_from_a_partial_noise_level():
+    schedule = flow_schedule(10, s_max=0.8)
+    assert schedule[10] == pytest.approx((0.2, 0.8)) and schedule[1][1] == pytest.approx(1e-4)
+    assert flow_schedule(10).sigmas[-1].item() == 1.0
+    with pytest.raises(ValueError, match="s_max"):
+        flow_schedule(10, s_max=1.5)
+
+
+class StartSpy(Edit):
+    """Plain generation that records what each scale starts from."""
+
+    def __init__(self, varies: bool):
+        self.varies_start, self.starts = varies, {}
+
+    def start(self, scale, level, noise, schedule, denoiser):
+        self.starts[scale] = (noise.clone(), schedule)
+        return super().start(scale, level, noise, schedule, denoiser)
+
+
+def test_variation_starts_the_coarsest_scale_from_the_noised_input():
+    reference = torch.rand(3, 40, 44) * 2 - 1
+    settings = GenerationSettings(patch_size=7, num_scales=2, steps=3, variation=0.7)
+    spy = StartSpy(True)
+    sample_coarse_to_fine(reference, (40, 44), settings, 2, 1, 5, edit=spy)
+    coarse = build_pyramid(reference, 2)[1]
+    noise = torch.randn(3, *coarse.shape[-2:], generator=torch.Generator().manual_seed(5))
+    start, schedule = spy.starts[1]
+    assert torch.allclose(start, 0.3 * coarse + 0.7 * noise, atol=1e-6) and schedule[3] == pytest.approx((0.3, 0.7))
+    assert spy.starts[0][1][3] == pytest.approx((0.0, 1.0))  # finer scales: pure noise, the full schedule
+    unvaried = StartSpy(False)  # an edit choosing its own start gets pure noise
+    sample_coarse_to_fine(reference, (40, 44), settings, 2, 1, 5, edit=unvaried)
+    assert torch.allclose(unvaried.starts[1][0], noise)
+
+
+def test_variation_is_validated():
+    with pytest.raises(ValueError, match="variation"):
+        GenerationSettings(variation=0.0).validate()
+    with pytest.raises(ValueError, match="completeness"):
+        GenerationSettings(completeness=1.5).validate()
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """scikit-image's coffee at 96 x 64: a cup on a table, a dark band on top."""
+    image = transform.resize(data.coffee(), (64, 96), anti_aliasing=True)
+    return (image * 255).round().astype(np.uint8)
+
+
+def tensor(array):
+    return load_image(array)[0]
+
+
+def test_default_keeps_the_layout_that_the_paper_setting_loses_and_makes_new_images(scene):
+    small = dict(patch_size=7, steps=6)
+    default = generate_samples(scene, preset_settings(**small), num_samples=3, seed=0)
+    paper = generate_samples(scene, preset_settings("paper", num_scales=3, **small), num_samples=3, seed=0)
+    reference = tensor(scene)
+    new = [tensor(s) for s in default.samples]
+    old = [tensor(s) for s in paper.samples]
+    assert np.mean([layout_distance(s, reference) for s in new]) < 0.6 * np.mean([layout_distance(s, reference) for s in old])
+    # new images, not the input: not a copy, a shifted copy, a blur or a flat image, and each seed its own
+    flat = reference.mean(dim=(1, 2), keepdim=True).expand_as(reference)
+    blurred = resize(resize(reference, (16, 24)), (64, 96))
+    shifted = torch.roll(reference, (5, 9), dims=(1, 2))
+    for sample in new:
+        for fake in (reference, shifted, blurred, flat):
+            assert (sample - fake).abs().mean() > 0.05
+        assert copying_rate(sample, reference) < 0.9
+    assert (new[0] - new[1]).abs().mean() > 0.03 and (new[1] - new[2]).abs().mean() > 0.03
+
+
+def test_layout_figures_see_a_moved_horizon_and_seam_figure_a_hard_seam(scene):
+    reference = tensor(scene)
+    assert profile_distances(reference, reference) == (0.0, 0.0)
+    flipped = reference.flip(1)  # the dark band moved to the bottom
+    assert profile_distances(flipped, reference)[0] > 0.05 and layout_distance(flipped, reference) > 0.03
+    # two copies of the image, shifted against each other, meeting at a straight seam or a smooth blend
+    other = torch.roll(reference, 23, dims=2)  # its right half: the reference's columns 25..72, no wrap
+    hard = torch.where(torch.arange(96) < 48, reference, other)
+    ramp = ((torch.arange(96) - 28) / 40).clamp(0, 1)
+    smooth = reference * (1 - ramp) + other * ramp
+    assert seam_ratio(hard, reference) > 1.5
+    assert seam_ratio(hard, reference) > 1.3 * seam_ratio(smooth, reference)
+
+
+def test_completeness_runs_end_to_end_on_the_coarse_scales(scene):
+    settings = preset_settings(patch_size=7, steps=4, completeness=1.0)
+    result = generate_samples(scene, settings, num_samples=1, seed=0)
+    assert result.settings["completeness"] == 1.0 and result.samples[0].shape == scene.shape
