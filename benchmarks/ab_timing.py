@@ -19,7 +19,7 @@ import pstats
 import time
 from pathlib import Path
 
-from sinfree import GenerationSettings, generate_samples
+from sinfree import preset_settings, generate_samples
 
 IMAGE = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15" / "balloons.png"
 
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--side", type=int, help="astronaut at this side instead of balloons")
     args = parser.parse_args()
     name, options = parse_backend(args.backend)
-    settings = GenerationSettings(backend=name, backend_options=options)
+    settings = preset_settings("paper", backend=name, backend_options=options)
     image = IMAGE if args.side is None else square_input(args.side)
     generate_samples(IMAGE if args.side is None else square_input(160), settings, num_samples=1, seed=99)
     profile = cProfile.Profile() if args.profile else None

@@ -113,7 +113,7 @@ def main() -> None:
     configs = ["paper", *(name for name in args.configs if name != "paper")]
     metrics = tuple(args.metrics)
     runs = {name: run_config(name, files, args.outdir, args.samples, metrics) for name in configs}
-    lines = [f"# Composition: default preset against the paper's setting and each lever", "",
+    lines = ["# Composition: default preset against the paper's setting and each lever", "",
              f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.processor() or platform.machine()}, "
              f"{torch.get_num_threads()} threads; {len(files)} images x {args.samples} samples; "
              "each figure's ratio to \"paper\" in brackets.", "",

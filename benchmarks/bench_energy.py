@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from sinfree.energy import EnergyTrace, energy_ratio, flow_schedule_sigmas, reference_levels
-from sinfree.generate import GenerationSettings, generate_samples
+from sinfree.generate import preset_settings, generate_samples
 from sinfree.image_io import load_image
 from sinfree.metrics import copying_rate, nearest_patch_distance, sliced_wasserstein
 
@@ -48,7 +48,7 @@ def centre_crop(image: torch.Tensor, side: int) -> torch.Tensor:
 
 def run(image: Path, size, rectify, seeds: int, latent: str, rho: float = 0.2) -> dict:
     """One configuration: samples, trace and metrics (means over seeds)."""
-    settings = GenerationSettings(num_scales=None, latent=latent, rectify=rectify, rho=rho)
+    settings = preset_settings("paper", num_scales="auto", latent=latent, rectify=rectify, rho=rho)
     reference, _ = load_image(image)
     trace = EnergyTrace(reference_levels(image, settings, size=size), flow_schedule_sigmas(settings))
     started = time.perf_counter()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from sinfree import GenerationSettings, generate_samples
+from sinfree import preset_settings, generate_samples
 from sinfree.generate import estimate_peak_bytes
 from sinfree.image_io import load_image
 from sinfree.memory import format_bytes
@@ -63,10 +63,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; image {args.image.name}")
     reference, _ = load_image(args.image)
     shape = tuple(reference.shape[-2:])
-    estimate = estimate_peak_bytes(reference.shape[0], shape, shape, GenerationSettings(), 1)
+    estimate = estimate_peak_bytes(reference.shape[0], shape, shape, preset_settings("paper"), 1)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     gemm_before = machine_gemm_rate()
-    result = generate_samples(args.image, GenerationSettings(), seed=args.seed)
+    result = generate_samples(args.image, preset_settings("paper"), seed=args.seed)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     gemm_after = machine_gemm_rate()
     gemm = max(*gemm_before.values(), *gemm_after.values())

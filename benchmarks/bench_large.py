@@ -47,9 +47,9 @@ SWD_SIDE = 512
 def config_settings(config: str) -> dict:
     """generate() keywords of a column."""
     if config == "auto":
-        return {"backend": "auto"}
+        return {"backend": "auto", "preset": "paper"}
     if config.startswith("pca"):
-        return {"latent": config, "num_scales": None}
+        return {"latent": config, "num_scales": "auto", "preset": "paper"}
     raise ValueError(f"unknown configuration {config!r}: auto, pca or pca:K")
 
 
@@ -110,14 +110,14 @@ def child(side: int, config: str, image_name: str) -> dict:
     import torch
 
     from sinfree import generate
-    from sinfree.generate import GenerationSettings, plan_run
+    from sinfree.generate import plan_run, preset_settings
     from sinfree.image_io import load_image
     from sinfree.metrics import sliced_wasserstein
 
     warm_up()
     image = square_input(side, image_name)
     keywords = config_settings(config)
-    settings = GenerationSettings(**keywords)
+    settings = preset_settings(**keywords)
     plan = plan_run(3, (side, side), None, settings, 1)
     tracked = reset_peak_rss()
     rss_before = rss_bytes("VmRSS")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sinfree import GenerationSettings
+from sinfree import preset_settings
 from sinfree.generate import sample_coarse_to_fine
 from sinfree.image_io import load_image
 from sinfree.latent import PCACodec
@@ -42,7 +42,7 @@ def latent_samples(reference: torch.Tensor, block: int, mode: str, seeds: int) -
         pyramid = build_pyramid(latent, num_scales)
     else:
         pyramid = [codec.encode(level) for level in build_pyramid(reference, num_scales)]
-    settings = GenerationSettings(latent=codec, num_scales=num_scales, backend="exact")
+    settings = preset_settings("paper", latent=codec, num_scales=num_scales, backend="exact")
     shape = tuple(reference.shape[-2:])
     latents, _ = sample_coarse_to_fine(latent, codec.latent_shape(shape), settings, num_scales, seeds, 0, pyramid=pyramid)
     return [codec.decode_to(z, shape).clamp(-1, 1) for z in latents]

@@ -16,7 +16,7 @@ import numpy as np
 import skimage.data
 from PIL import Image
 
-from sinfree import GenerationSettings, generate_samples
+from sinfree import preset_settings, generate_samples
 from sinfree.generate import estimate_peak_bytes
 from sinfree.memory import format_bytes
 
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=512)
     args = parser.parse_args()
     image = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((args.side, args.side), Image.BICUBIC))
-    settings = GenerationSettings(backend=args.backend)
+    settings = preset_settings("paper", backend=args.backend)
     estimate = estimate_peak_bytes(3, image.shape[:2], image.shape[:2], settings, 1)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     start = time.perf_counter()

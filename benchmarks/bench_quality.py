@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sinfree import GenerationSettings, generate_samples
+from sinfree import preset_settings, generate_samples
 from sinfree.backends import AUTO, AUTO_EXACT_FLOPS, AUTO_FAST, AUTO_FAST_OPTIONS
 from sinfree.image_io import load_image
 from sinfree.metrics import nearest_patch_distance, pixel_diversity, sliced_wasserstein
@@ -72,7 +72,7 @@ def cached_sample(image: Path, spec: str, seed: int, cache: Path) -> tuple[np.nd
         return np.load(array_path), json.loads(time_path.read_text())["seconds"]
     name, options = parse_backend(spec)
     start = time.perf_counter()
-    result = generate_samples(image, GenerationSettings(backend=name, backend_options=options), num_samples=1, seed=seed)
+    result = generate_samples(image, preset_settings("paper", backend=name, backend_options=options), num_samples=1, seed=seed)
     seconds = time.perf_counter() - start
     folder.mkdir(parents=True, exist_ok=True)
     np.save(array_path, result.samples[0])

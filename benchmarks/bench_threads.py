@@ -25,10 +25,10 @@ JOBS = {
 import sys, time
 sys.path.insert(0, {str(HERE)!r})
 from bench_timing import warm_up, BENCHMARK_DIR
-from sinfree import GenerationSettings, generate_samples
+from sinfree import preset_settings, generate_samples
 warm_up("auto")
 start = time.perf_counter()
-generate_samples(BENCHMARK_DIR / "balloons.png", GenerationSettings(backend="auto"), num_samples=1, seed=0)
+generate_samples(BENCHMARK_DIR / "balloons.png", preset_settings("paper", backend="auto"), num_samples=1, seed=0)
 print(time.perf_counter() - start)
 """,
     "volume denoise": """

@@ -30,7 +30,7 @@ import skimage.data
 import torch
 from PIL import Image
 
-from sinfree import GenerationSettings, generate_samples
+from sinfree import preset_settings, generate_samples
 from sinfree.backends import AUTO, AUTO_FAST, AUTO_FAST_OPTIONS
 from sinfree.image_io import load_image
 
@@ -57,13 +57,13 @@ def warm_up(backend: str) -> None:
     ``patchmatch`` are compiled on their first use after an install and cached on disk)."""
     name = AUTO_FAST if backend == AUTO else backend  # a tiny input would run auto's exact path only
     options = AUTO_FAST_OPTIONS if backend == AUTO else {}  # every kernel auto's options reach (strides, full passes)
-    settings = GenerationSettings(backend=name, backend_options=options, patch_size=7, num_scales=1, steps=10)
+    settings = preset_settings("paper", backend=name, backend_options=options, patch_size=7, num_scales=1, steps=10)
     generate_samples(square_input(64), settings, seed=0)
 
 
 def time_one_sample(image, backend: str) -> float:
     start = time.perf_counter()
-    generate_samples(image, GenerationSettings(backend=backend), num_samples=1, seed=0)
+    generate_samples(image, preset_settings("paper", backend=backend), num_samples=1, seed=0)
     return time.perf_counter() - start
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sinfree.energy import energy_ratio, high_frequency_energy, mean_square, reference_levels
-from sinfree.generate import GenerationSettings, generate_samples
+from sinfree.generate import GenerationSettings, preset_settings, generate_samples
 from sinfree.image_io import load_image
 from sinfree.latent import PCACodec
 
@@ -63,7 +63,7 @@ def main() -> None:
     print(f"{args.image}, latent pca, rho {args.rho}, seed {args.seed}: ratios to the reference latent per channel")
     share_printed = False
     for name, (size, rectify) in runs.items():
-        settings = GenerationSettings(latent="pca", num_scales=None, rho=args.rho, rectify=rectify)
+        settings = preset_settings("paper", latent="pca", num_scales="auto", rho=args.rho, rectify=rectify)
         xhat0, reference = last_latent(image, settings, size, args.seed)
         if not share_printed:
             variance = reference.double().var(dim=(-2, -1)).numpy()

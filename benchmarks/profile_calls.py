@@ -17,7 +17,7 @@ import time
 from bench_quality import parse_backend
 from bench_timing import square_input
 
-from sinfree import GenerationSettings, generate_samples
+from sinfree import preset_settings, generate_samples
 from sinfree.backends import patchmatch, patchmatch_kernels
 
 KERNELS = ("propagate_and_search", "exact_distances", "rescore_projected", "softmax_weights", "fold_weighted",
@@ -59,7 +59,7 @@ def main() -> None:
 
     patchmatch.PatchMatchDenoiser.__call__ = timed_call
     name, options = parse_backend(args.backend)
-    settings = GenerationSettings(backend=name, backend_options=options)
+    settings = preset_settings("paper", backend=name, backend_options=options)
     generate_samples(square_input(160), settings, num_samples=1, seed=99)  # warm-up: numba compiles
     table.clear()
     start = time.perf_counter()

@@ -256,7 +256,12 @@ def run_generation(
     pixels = read_image_file(input)  # read once, up front: bad input fails before any work
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     max_memory = None if max_memory_gb is None else int(max_memory_gb * 2**30)
+    if edit is not None and not edit.works_in_latent:
+        settings = replace(settings, latent_fallback=False)
     plan = plan_run(channels, pixels.shape[:2], output_size, settings, num_samples, max_memory)
+    if plan.settings.latent != settings.latent:
+        stderr.print(f"{input.name}: the pixel run would not fit in memory; running in the {plan.codec.name} latent space instead")
+    settings = plan.settings
     outdir = check_writable_directory(outdir)  # created only once the run is known to be possible
     outputs = [outdir / f"{input.stem}{suffix}_seed{seed + i}.png" for i in range(num_samples)]
     if any(path.exists() and path.resolve() == input.resolve() for path in outputs):
@@ -408,6 +413,7 @@ def tile(
     ] = "auto",
     backend: BackendOption = AUTO,
     latent: LatentOption = None,
+    preset: PresetOption = "default",
     sheet: SheetOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -417,7 +423,7 @@ def tile(
 
     # A periodic coarsest scale under about 3 patches per side collapses to its flattest content (measured
     # on starry_night at 126 x 99: S = 3, coarsest 32 x 25, loses every star; S = 2 keeps them).
-    settings = edit_settings(patch_size, scales, steps, eta, backend, latent=latent)
+    settings = edit_settings(patch_size, scales, steps, eta, backend, latent=latent, preset=preset)
     settings = replace(settings, min_coarsest_side=3 * settings.patch_size)
     outputs, result = run_generation(input, outdir, settings, num_samples, seed, parse_size(size), None, sheet, quiet, Tile(), "_tile")
     for path, array in zip(outputs, result.samples):

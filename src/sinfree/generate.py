@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ import torch
 from .backends import AUTO, AUTO_EXACT_FLOPS, IMAGE_BACKENDS, PatchBackend, QUERY_GRID_OPTIONS, backend_class_for, resolve_backend
 from .backends.base import CallStats
 from .energy import EnergyRectifier, calibrate
-from .errors import InputImageError, SinfreeError
+from .errors import InputImageError, MemoryBudgetError, SinfreeError
 from .image_denoiser import make_image_denoiser
 from .image_io import ImageLike, load_image, tensor_to_array
 from .latent import LATENT_PATCH_SIZE, Codec, make_codec
@@ -43,11 +42,14 @@ def default_patch_size(latent) -> int:
 # DEFAULT_VARIATION, plain averaging in the fold. "paper" is Table 1 exactly.
 DEFAULT_VARIATION = 0.85
 DEFAULT_COMPLETENESS = 0.0
-DEFAULT_RHO = math.inf
+DEFAULT_RHO = 0.2
 DEFAULT_ETA = 0.0
 PRESETS: dict[str, dict] = {
     "default": {},  # GenerationSettings' own defaults
-    "paper": {"num_scales": 4, "steps": 10, "eta": 0.0, "rho": 0.2, "min_coarsest_side": None, "variation": 1.0, "completeness": 0.0},
+    "paper": {
+        "num_scales": 4, "steps": 10, "eta": 0.0, "rho": 0.2, "min_coarsest_side": None, "variation": 1.0, "completeness": 0.0,
+        "latent_fallback": False,
+    },
 }
 
 
@@ -73,6 +75,7 @@ class GenerationSettings:
     latent: str | Codec | None = None
     rectify: float | None = None  # energy rectification (DESIGN.md §2, sinfree.energy): the sharper kernel's width factor gamma
     variation: float = DEFAULT_VARIATION  # noise level the coarsest scale starts from: 1 = pure noise (the paper), < 1 = the input noised
+    latent_fallback: bool = True  # a pixel run that would not fit in memory runs in the PCA latent space instead
     completeness: float = DEFAULT_COMPLETENESS  # Sinkhorn balancing of patch usage on the cheap (coarse) scales (backends/balanced.py); 0 = Eq. 2
 
     def __post_init__(self):
@@ -225,8 +228,10 @@ def generate_samples(
     """``generate`` with its settings as one object, returning seeds, settings and timing too.
     ``edit`` (``sinfree.editing``) changes the sampler for an editing application."""
     reference, pixel_format = load_image(image)
+    if edit is not None and not edit.works_in_latent:
+        settings = dataclasses.replace(settings, latent_fallback=False)
     plan = plan_run(reference.shape[0], tuple(reference.shape[-2:]), size, settings, num_samples, max_memory_bytes)
-    output_shape, num_scales, codec = plan.output_shape, plan.num_scales, plan.codec
+    output_shape, num_scales, codec, settings = plan.output_shape, plan.num_scales, plan.codec, plan.settings
     if codec is not None and edit is not None and not edit.works_in_latent:
         raise SinfreeError(f"{type(edit).__name__} works in pixel space only: run it without a latent space")
 
@@ -289,6 +294,7 @@ class RunPlan:
     peak_bytes: int
     codec: Codec | None = None
     canvas_shape: tuple[int, int] | None = None
+    settings: GenerationSettings | None = None  # the settings the run uses (a latent fallback changes them)
 
 
 def plan_run(
@@ -308,14 +314,34 @@ def plan_run(
     output_shape = tuple(size) if size is not None else tuple(input_shape)
     num_scales = resolve_canvas_scales(codec, input_shape, output_shape, settings)
     peak = estimate_peak_bytes(channels, input_shape, output_shape, settings, num_samples)
-    check_fits(
-        peak,
-        max_memory_bytes,
-        f"generating {num_samples} sample(s) of {output_shape[1]}x{output_shape[0]} px",
-        lambda: memory_alternatives(channels, input_shape, output_shape, settings, num_samples),
-    )
+    try:
+        check_fits(
+            peak,
+            max_memory_bytes,
+            f"generating {num_samples} sample(s) of {output_shape[1]}x{output_shape[0]} px",
+            lambda: memory_alternatives(channels, input_shape, output_shape, settings, num_samples),
+        )
+    except MemoryBudgetError as error:
+        fallback = latent_fallback_settings(settings)
+        if fallback is None:
+            raise
+        try:
+            return plan_run(channels, input_shape, size, fallback, num_samples, max_memory_bytes)
+        except (MemoryBudgetError, InputImageError):
+            raise error from None  # the pixel run's message, with its alternatives
     canvas_shape = output_shape if codec is None else codec.latent_shape(output_shape)
-    return RunPlan(output_shape=output_shape, num_scales=num_scales, peak_bytes=peak, codec=codec, canvas_shape=canvas_shape)
+    return RunPlan(
+        output_shape=output_shape, num_scales=num_scales, peak_bytes=peak, codec=codec, canvas_shape=canvas_shape, settings=settings
+    )
+
+
+def latent_fallback_settings(settings: GenerationSettings) -> GenerationSettings | None:
+    """The settings of a pixel run moved to the PCA latent space (8 x 8 blocks, the latent patch size where
+    the pixel one was the default), or None where the settings ask for no fallback or are latent already."""
+    if not settings.latent_fallback or settings.latent is not None:
+        return None
+    patch = LATENT_PATCH_SIZE if settings.patch_size == PIXEL_PATCH_SIZE else settings.patch_size
+    return dataclasses.replace(settings, latent="pca", patch_size=patch, latent_fallback=False)
 
 
 def resolve_canvas_scales(
