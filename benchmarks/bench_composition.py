@@ -11,8 +11,8 @@ figures: SIFID, patch SWD, copying rate, LPIPS diversity, the layout figure (row
 profiles against the input's) and the seam figure (``sinfree.metrics.layout``). Each configuration's
 run is written as ``OUTDIR/NAME/`` (``results.json``, ``report.md`` with contact sheets) and reused
 when present, so an interrupted run resumes. Prints the table of means with each figure's ratio to
-"paper", says which of issue 18's targets the default meets, and writes ``OUTDIR/summary.md`` and
-``OUTDIR/old_vs_new.png`` (the input, then samples of "paper" and of "default").
+"paper", says which of issue 18's targets the default meets, and writes it as ``DOCS/composition.md``
+with ``DOCS/composition_old_vs_new.png`` (each input, then samples of "paper" and of "default").
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from sinfree.contact_sheet import contact_sheet
 from sinfree.evaluation import evaluate, image_files, load_run, write_report
 from sinfree.evaluation.evaluate import as_rgb, default_benchmark_dir, read_sample_folder
 from sinfree.generate import preset_settings
-from sinfree.image_io import load_image, save_png
+from sinfree.image_io import load_image, save_png, write_atomically
 
 PAPER = preset_settings("paper")
 DEFAULT = preset_settings("default")
@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--metrics", nargs="*", default=list(METRICS))
     parser.add_argument("--outdir", type=Path, default=Path(__file__).parent / "composition")
+    parser.add_argument("--docs", type=Path, default=Path(__file__).parents[1] / "docs")
     args = parser.parse_args()
     inputs = args.images or [default_benchmark_dir()]
     if inputs[0] is None:
@@ -120,10 +121,11 @@ def main() -> None:
              "each figure's ratio to \"paper\" in brackets.", "",
              "```bash", "python benchmarks/bench_composition.py " + " ".join(sys.argv[1:]), "```", "", *summary(runs, metrics)]
     if "default" in runs:
-        old_vs_new(files, args.outdir, args.outdir / "old_vs_new.png")
-        lines += ["", "![paper vs default](old_vs_new.png)"]
+        old_vs_new(files, args.outdir, args.docs / "composition_old_vs_new.png")
+        lines += ["", "Each input, then three samples of the paper's setting and the same seeds of the default:", "",
+                  "![paper vs default](composition_old_vs_new.png)"]
     text = "\n".join(lines) + "\n"
-    (args.outdir / "summary.md").write_text(text)
+    write_atomically(args.docs / "composition.md", text.encode())
     print(text)
 
 
