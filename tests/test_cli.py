@@ -211,3 +211,39 @@ def test_never_overwrites_the_input(tmp_path, small_rgb):
     # the would-be output name of input "img_seed0.png" is img_seed0_seed0.png: distinct by construction
     result = run_cli("generate", str(path), "-o", str(tmp_path), *FAST)
     assert result.returncode == 0 and path.read_bytes() == before
+
+
+def test_presets_and_the_composition_options(input_png, tmp_path):
+    """The default preset keeps the composition (S from the sizes, varied start); --preset paper is Table 1;
+    options given override the preset; bad values are one clean line."""
+    default = run_cli("generate", str(input_png), "-o", str(tmp_path / "default"), "-P", "7", "-T", "3", "-q")
+    assert default.returncode == 0, default.stderr
+    settings = read_png_settings(tmp_path / "default" / "in_seed0.png")
+    assert settings["variation"] == 0.8 and settings["completeness"] == 0.0 and settings["num_scales"] == 2  # 40 x 48: coarsest 20 x 24, >= 2 P
+    paper = run_cli("generate", str(input_png), "-o", str(tmp_path / "paper"), "--preset", "paper", "-P", "7", "-S", "2", "-q")
+    assert paper.returncode == 0, paper.stderr
+    settings = read_png_settings(tmp_path / "paper" / "in_seed0.png")
+    assert (settings["variation"], settings["rho"], settings["steps"], settings["num_scales"]) == (1.0, 0.2, 10, 2)
+    tuned = run_cli("generate", str(input_png), "-o", str(tmp_path / "tuned"), "--variation", "0.9", "--completeness", "0.5",
+                    "--start-blur", "2", *FAST)
+    assert tuned.returncode == 0, tuned.stderr
+    settings = read_png_settings(tmp_path / "tuned" / "in_seed0.png")
+    assert (settings["variation"], settings["completeness"], settings["start_blur"]) == (0.9, 0.5, 2.0)
+    assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "bad"), "--variation", "0", *FAST), "variation")
+    assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "bad"), "--preset", "fast", *FAST), "preset")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_defaults_run_off_the_benchmark_size(tmp_path):
+    """No flags: a 64^2 input and the retarget 160 x 120 -> 240 x 100 that S = 4 refused."""
+    from skimage import data, transform
+
+    for name, shape in (("tiny", (64, 64)), ("photo", (120, 160))):
+        image = (transform.resize(data.astronaut(), shape, anti_aliasing=True) * 255).round().astype(np.uint8)
+        Image.fromarray(image).save(tmp_path / f"{name}.png")
+    tiny = run_cli("generate", str(tmp_path / "tiny.png"), "-o", str(tmp_path / "out"), "-T", "4", "-q")
+    assert tiny.returncode == 0, tiny.stderr
+    assert read_png_settings(tmp_path / "out" / "tiny_seed0.png")["num_scales"] == 2
+    retarget = run_cli("retarget", str(tmp_path / "photo.png"), "--size", "240x100", "-o", str(tmp_path / "out"), "-T", "4", "-q")
+    assert retarget.returncode == 0, retarget.stderr
+    assert Image.open(tmp_path / "out" / "photo_retarget_seed0.png").size == (240, 100)
