@@ -13,7 +13,8 @@ with its speed-up over ``chunked``.
 A run is made only when its predicted time is within ``--budget`` seconds: the prediction scales
 the last measured time of the same backend by the work of Eq. 2 (N M for the exact backends,
 N sqrt(M) for the inverted files, N for PatchMatch). Predicted entries are marked ``~``; nothing is measured twice.
-With ``--quality``, the quality figures of item 5 are printed too (``bench_quality.py``, from its
+With ``--presets``, the default preset's time per sample is measured beside the paper's (auto backend,
+interleaved, best of 3) and printed as a ratio (issue 18: at most 1.5x). With ``--quality``, the quality figures of item 5 are printed too (``bench_quality.py``, from its
 cache of exact samples; images without cached exact samples are skipped, not recomputed).
 """
 
@@ -61,10 +62,22 @@ def warm_up(backend: str) -> None:
     generate_samples(square_input(64), settings, seed=0)
 
 
-def time_one_sample(image, backend: str) -> float:
+def time_one_sample(image, backend: str, preset: str = "paper") -> float:
     start = time.perf_counter()
-    generate_samples(image, preset_settings("paper", backend=backend), num_samples=1, seed=0)
+    generate_samples(image, preset_settings(preset, backend=backend), num_samples=1, seed=0)
     return time.perf_counter() - start
+
+
+def compare_presets(rows: list, repeats: int = 3) -> None:
+    """The default preset against the paper's, auto backend: best of ``repeats`` interleaved runs per row."""
+    print("\nseconds per sample, auto backend, best of 3 interleaved runs: default preset / paper preset")
+    for label, image, _ in rows:
+        best = {"paper": math.inf, "default": math.inf}
+        for _ in range(repeats):
+            for preset in best:
+                best[preset] = min(best[preset], time_one_sample(image, AUTO, preset))
+        print(f"  {label:28s} paper {best['paper']:7.2f} s  default {best['default']:7.2f} s  ratio {best['default'] / best['paper']:.2f}",
+              flush=True)
 
 
 def main() -> None:
@@ -74,6 +87,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=600.0, help="longest run made, in seconds (predicted)")
     parser.add_argument("--quality", action="store_true", help="also print bench_quality's figures (cached exact samples)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--presets", action="store_true", help="also time the default preset against the paper's (auto)")
     args = parser.parse_args()
     print(f"{torch.get_num_threads()} threads; Table-1 setting (T = 10, P = 15, S = 4); budget {args.budget:.0f} s per run\n")
 
@@ -112,6 +126,8 @@ def main() -> None:
         print(f"{entry['row']:32s}" + "".join(cells))
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))
+    if args.presets:
+        compare_presets(rows)
 
     if args.quality:
         import bench_quality

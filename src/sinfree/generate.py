@@ -51,7 +51,7 @@ PRESETS: dict[str, dict] = {
     "default": {},  # GenerationSettings' own defaults
     "paper": {
         "num_scales": 4, "steps": 10, "eta": 0.0, "rho": 0.2, "min_coarsest_side": None, "variation": 1.0, "completeness": 0.0,
-        "start_blur": 1.0, "latent_fallback": False,
+        "start_blur": 1.0, "layout_guidance": 0.0, "latent_fallback": False,
     },
 }
 
@@ -78,6 +78,7 @@ class GenerationSettings:
     latent: str | Codec | None = None
     rectify: float | None = None  # energy rectification (DESIGN.md §2, sinfree.energy): the sharper kernel's width factor gamma
     variation: float = DEFAULT_VARIATION  # noise level the coarsest scale starts from: 1 = pure noise (the paper), < 1 = the input noised
+    layout_guidance: float = 0.0  # pull xhat0's row and column mean colours towards the input's on the coarsest scale; 0 = off
     start_blur: float = 1.0  # the varied start's input level low-passed by this factor (down- and up-sampled); 1 = sharp
     latent_fallback: bool = True  # a pixel run that would not fit in memory runs in the PCA latent space instead
     completeness: float = DEFAULT_COMPLETENESS  # Sinkhorn balancing of patch usage on the cheap (coarse) scales (backends/balanced.py); 0 = Eq. 2
@@ -106,6 +107,8 @@ class GenerationSettings:
             raise ValueError("prune_alpha needs propagate=True: pruned queries take their neighbours' candidates")
         if not 0.0 <= self.completeness <= 1.0:
             raise ValueError(f"completeness must be in [0, 1], got {self.completeness}")
+        if not 0.0 <= self.layout_guidance <= 1.0:
+            raise ValueError(f"layout_guidance must be in [0, 1], got {self.layout_guidance}")
         if not self.start_blur >= 1.0:
             raise ValueError(f"start_blur (the varied start's low-pass factor) must be >= 1, got {self.start_blur}")
         if not self.s_min < self.variation <= 1.0:
@@ -414,6 +417,8 @@ def sample_coarse_to_fine(
                 patch_image, settings.patch_size, stride=settings.stride, rho=settings.rho, backend=backend, **options
             )
         scale_denoiser = edit.wrap(denoiser, scale)
+        if scale == num_scales - 1 and settings.layout_guidance > 0 and edit.varies_start:
+            scale_denoiser = profile_guided(scale_denoiser, resize(pyramid[scale], canvas_shapes[scale]), settings.layout_guidance)
         if targets is not None:
             scale_denoiser = EnergyRectifier(scale_denoiser, patch_image, targets[scale], settings.rectify)
         varied = scale == num_scales - 1 and settings.variation < 1.0 and edit.varies_start
@@ -457,6 +462,20 @@ def noised_level(level: torch.Tensor, noise: torch.Tensor, schedule, blur: float
         level = resize(resize(level, tuple(max(2, round(side / blur)) for side in shape)), shape)
     alpha, sigma = schedule[schedule.num_steps]
     return alpha * resize(level, tuple(noise.shape[-2:])) + sigma * noise
+
+
+def match_profiles(image: torch.Tensor, target: torch.Tensor, strength: float) -> torch.Tensor:
+    """``image`` (C, H, W) with its row-mean and column-mean colours moved by ``strength`` (1: all the
+    way) to ``target``'s: where sky, ground and water lie, not how they are arranged within a row."""
+    image = image + strength * (target.mean(dim=-1, keepdim=True) - image.mean(dim=-1, keepdim=True))
+    return image + strength * (target.mean(dim=-2, keepdim=True) - image.mean(dim=-2, keepdim=True))
+
+
+def profile_guided(denoiser, target: torch.Tensor, strength: float):
+    """The denoiser followed by ``match_profiles`` towards ``target`` (layout guidance on xhat0)."""
+    from .denoiser_wrapper import WrappedDenoiser
+
+    return WrappedDenoiser(denoiser, lambda d, x, alpha, sigma: match_profiles(d(x, alpha, sigma), target, strength))
 
 
 def scale_backend(
