@@ -149,3 +149,31 @@ def test_completeness_runs_end_to_end_on_the_coarse_scales(scene):
     settings = preset_settings(patch_size=7, steps=4, completeness=1.0)
     result = generate_samples(scene, settings, num_samples=1, seed=0)
     assert result.settings["completeness"] == 1.0 and result.samples[0].shape == scene.shape
+
+
+def test_match_profiles_is_a_projection_onto_the_targets_row_and_column_means():
+    from sinfree.generate import match_profiles
+
+    generator = torch.Generator().manual_seed(1)
+    image, target = torch.randn(3, 20, 30, generator=generator), torch.randn(3, 20, 30, generator=generator)
+    matched = match_profiles(image, target, 1.0)
+    assert torch.allclose(matched.mean(dim=-1), target.mean(dim=-1), atol=1e-5)
+    assert torch.allclose(matched.mean(dim=-2), target.mean(dim=-2), atol=1e-5)
+    assert torch.allclose(match_profiles(matched, target, 1.0), matched, atol=1e-5)  # a projection: idempotent
+    assert torch.equal(match_profiles(image, target, 0.0), image)
+    # what the profiles do not see is left alone: the image minus its profiles is unchanged
+    def residual(x):
+        return x - x.mean(dim=-1, keepdim=True) - x.mean(dim=-2, keepdim=True) + x.mean(dim=(-2, -1), keepdim=True)
+    assert torch.allclose(residual(matched), residual(image), atol=1e-5)
+
+
+def test_layout_guidance_keeps_the_layout_from_pure_noise(scene):
+    small = dict(patch_size=11, steps=6, num_scales=2, variation=1.0)
+    guided = generate_samples(scene, preset_settings(layout_guidance=1.0, **small), num_samples=3, seed=0)
+    free = generate_samples(scene, preset_settings(layout_guidance=0.0, **small), num_samples=3, seed=0)
+    reference = tensor(scene)
+    def layout(result):
+        return np.mean([layout_distance(tensor(s), reference) for s in result.samples])
+    assert layout(guided) < 0.7 * layout(free) and guided.settings["layout_guidance"] == 1.0
+    with pytest.raises(ValueError, match="layout_guidance"):
+        GenerationSettings(layout_guidance=2.0).validate()
