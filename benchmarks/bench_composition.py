@@ -40,11 +40,12 @@ CONFIGS = {
     "paper": PAPER,  # the old default: Table 1
     "default": DEFAULT,
     "paper+auto_scales": dataclasses.replace(PAPER, num_scales=None),  # S from the sizes, coarsest >= 2 P
-    "paper+variation": dataclasses.replace(PAPER, variation=DEFAULT.variation),
+    "paper+layout_guidance": dataclasses.replace(PAPER, layout_guidance=1.0),
+    "paper+variation0.8": dataclasses.replace(PAPER, variation=0.8),
     "paper+completeness": dataclasses.replace(PAPER, completeness=1.0),
     "paper+rho_inf": dataclasses.replace(PAPER, rho=math.inf),
     "paper+eta1": dataclasses.replace(PAPER, eta=1.0),
-    "default+start_blur4": dataclasses.replace(DEFAULT, start_blur=4.0),
+    "default+guidance0.5": dataclasses.replace(DEFAULT, layout_guidance=0.5),
 }
 METRICS = ("sifid", "swd", "copying_rate", "lpips_diversity", "layout", "row_profile", "seams")
 # Issue 18's targets for the default against the old default: (metric, bound as a factor of the old, or absolute)

@@ -214,21 +214,21 @@ def test_never_overwrites_the_input(tmp_path, small_rgb):
 
 
 def test_presets_and_the_composition_options(input_png, tmp_path):
-    """The default preset keeps the composition (S from the sizes, varied start); --preset paper is Table 1;
+    """The default preset keeps the composition (S from the sizes, layout guidance); --preset paper is Table 1;
     options given override the preset; bad values are one clean line."""
     default = run_cli("generate", str(input_png), "-o", str(tmp_path / "default"), "-P", "7", "-T", "3", "-q")
     assert default.returncode == 0, default.stderr
     settings = read_png_settings(tmp_path / "default" / "in_seed0.png")
-    assert settings["variation"] == 0.8 and settings["completeness"] == 0.0 and settings["num_scales"] == 2  # 40 x 48: coarsest 20 x 24, >= 2 P
+    assert settings["layout_guidance"] == 1.0 and settings["variation"] == 1.0 and settings["num_scales"] == 2  # 40 x 48: coarsest 20 x 24, >= 2 P
     paper = run_cli("generate", str(input_png), "-o", str(tmp_path / "paper"), "--preset", "paper", "-P", "7", "-S", "2", "-q")
     assert paper.returncode == 0, paper.stderr
     settings = read_png_settings(tmp_path / "paper" / "in_seed0.png")
-    assert (settings["variation"], settings["rho"], settings["steps"], settings["num_scales"]) == (1.0, 0.2, 10, 2)
+    assert (settings["layout_guidance"], settings["rho"], settings["steps"], settings["num_scales"]) == (0.0, 0.2, 10, 2)
     tuned = run_cli("generate", str(input_png), "-o", str(tmp_path / "tuned"), "--variation", "0.9", "--completeness", "0.5",
-                    "--start-blur", "2", *FAST)
+                    "--start-blur", "2", "--layout-guidance", "0.5", *FAST)
     assert tuned.returncode == 0, tuned.stderr
     settings = read_png_settings(tmp_path / "tuned" / "in_seed0.png")
-    assert (settings["variation"], settings["completeness"], settings["start_blur"]) == (0.9, 0.5, 2.0)
+    assert (settings["variation"], settings["completeness"], settings["start_blur"], settings["layout_guidance"]) == (0.9, 0.5, 2.0, 0.5)
     assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "bad"), "--variation", "0", *FAST), "variation")
     assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "bad"), "--preset", "fast", *FAST), "preset")
     assert not (tmp_path / "bad").exists()

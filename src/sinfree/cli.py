@@ -74,8 +74,8 @@ def parse_rho(text: str | None) -> float | None:
 
 
 PRESET_HELP = (
-    "default: keeps the input's composition (S from the sizes, the coarsest scale started from the input noised "
-    "to --variation, plain averaging); paper: the paper's Table 1 exactly (S = 4, T = 10, pure noise, rho = 0.2)."
+    "default: keeps the input's composition (S from the sizes, the coarsest scale guided to the input's row and "
+    "column colours); paper: the paper's Table 1 exactly (S = 4, T = 10, no guidance)."
 )
 SCALES_HELP = "Number of pyramid scales S, or 'auto': as many as keep the coarsest short side >= 2 P (default: the preset's)."
 RHO_HELP = "Width of the Gaussian fold window on [-1, 1] patch coordinates, or 'inf' for plain averaging (default: the preset's)."
@@ -87,7 +87,7 @@ VariationOption = Annotated[
         min=0.0,
         max=1.0,
         help="Noise level in (0, 1] the coarsest scale starts from: lower keeps the input's layout closer, 1 = pure noise "
-        "(default: the preset's, 0.8 / 1).",
+        "(default 1).",
     ),
 ]
 CompletenessOption = Annotated[
@@ -100,6 +100,16 @@ CompletenessOption = Annotated[
     ),
 ]
 
+LayoutGuidanceOption = Annotated[
+    Optional[float],
+    typer.Option(
+        "--layout-guidance",
+        min=0.0,
+        max=1.0,
+        help="On the coarsest scale, move xhat0's row and column mean colours this far (1: all the way) to the "
+        "input's: keeps where sky, ground and water lie, not how they are arranged (default: the preset's).",
+    ),
+]
 StartBlurOption = Annotated[
     Optional[float],
     typer.Option(
@@ -141,6 +151,7 @@ def generate(
     size: Annotated[Optional[str], typer.Option("--size", help="Output size WIDTHxHEIGHT (default: the input's).")] = None,
     preset: PresetOption = "default",
     variation: VariationOption = None,
+    layout_guidance: LayoutGuidanceOption = None,
     completeness: CompletenessOption = None,
     start_blur: StartBlurOption = None,
     steps: Annotated[Optional[int], typer.Option("--steps", "-T", min=1, help="Denoiser calls per scale (T; default 10).")] = None,
@@ -224,6 +235,7 @@ def generate(
         eta=eta,
         rho=parse_rho(rho),
         variation=variation,
+        layout_guidance=layout_guidance,
         completeness=completeness,
         start_blur=start_blur,
         stride=stride,
@@ -466,7 +478,9 @@ def evaluate_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first sample; sample i uses seed + i.")] = 0,
     preset: PresetOption = "default",
     variation: VariationOption = None,
+    layout_guidance: LayoutGuidanceOption = None,
     completeness: CompletenessOption = None,
+    start_blur: StartBlurOption = None,
     steps: Annotated[Optional[int], typer.Option("--steps", "-T", min=1, help="Denoiser calls per scale (T; default 10).")] = None,
     eta: Annotated[Optional[float], typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of Eq. 5 (default 0).")] = None,
     patch_size: Annotated[Optional[int], typer.Option("--patch-size", "-P", min=1, help="Patch size P (default 15).")] = None,
@@ -503,7 +517,9 @@ def evaluate_command(
             eta=eta,
             rho=parse_rho(rho),
             variation=variation,
+            layout_guidance=layout_guidance,
             completeness=completeness,
+            start_blur=start_blur,
             backend=backend,
             backend_options=parse_backend_options(backend_option or []),
         )

@@ -38,12 +38,15 @@ def default_patch_size(latent) -> int:
 
 
 # The default preset (issue 18; benchmarks/bench_composition.py measures it against "paper", docs/composition.md):
-# S chosen from the input and output sizes (coarsest short side >= 2 P) and the coarsest scale started from the
-# input noised to DEFAULT_VARIATION. On 10 photos x 3 seeds, variation 0.8 at 2 P cut the layout figure to 0.32
-# of the paper setting's and the patch SWD to 0.29 at the same copying rate, LPIPS diversity 0.30 (0.47); 0.85
-# kept 0.37 of it at a layout of 0.5, 0.9 all of it at 0.8. Completeness and a low-passed start (start_blur)
-# moved along the same layout-diversity curve (more diversity, less layout) and stay off by default.
-DEFAULT_VARIATION = 0.8
+# S chosen from the input and output sizes (coarsest short side >= 2 P) and, on the coarsest scale, xhat0's row and
+# column mean colours projected onto the input's after every denoiser call (layout guidance). On 6 benchmark images
+# and 4 scikit-image photos x 3 seeds (the layout figure, LPIPS diversity, copied crops, patch SWD): the paper's
+# setting 0.071, 0.47, 0.32, 0.088; guidance 1 from pure noise 0.020, 0.36, 0.17, 0.036; guidance 0.5 0.037, 0.46,
+# 0.09, 0.060. Starting the coarsest scale from the input noised to 0.8 (variation) kept the layout as well
+# (0.023) but copied more (0.30) and varied less (0.30); completeness and a low-passed start (start_blur) traded
+# layout for diversity along the same curve. Those stay options, off by default.
+DEFAULT_LAYOUT_GUIDANCE = 1.0
+DEFAULT_VARIATION = 1.0
 DEFAULT_COMPLETENESS = 0.0
 DEFAULT_RHO = 0.2
 DEFAULT_ETA = 0.0
@@ -78,7 +81,7 @@ class GenerationSettings:
     latent: str | Codec | None = None
     rectify: float | None = None  # energy rectification (DESIGN.md §2, sinfree.energy): the sharper kernel's width factor gamma
     variation: float = DEFAULT_VARIATION  # noise level the coarsest scale starts from: 1 = pure noise (the paper), < 1 = the input noised
-    layout_guidance: float = 0.0  # pull xhat0's row and column mean colours towards the input's on the coarsest scale; 0 = off
+    layout_guidance: float = DEFAULT_LAYOUT_GUIDANCE  # pull xhat0's row and column mean colours towards the input's on the coarsest scale; 0 = off
     start_blur: float = 1.0  # the varied start's input level low-passed by this factor (down- and up-sampled); 1 = sharp
     latent_fallback: bool = True  # a pixel run that would not fit in memory runs in the PCA latent space instead
     completeness: float = DEFAULT_COMPLETENESS  # Sinkhorn balancing of patch usage on the cheap (coarse) scales (backends/balanced.py); 0 = Eq. 2
@@ -170,6 +173,7 @@ def generate(
     eta: float | None = None,
     rho: float | None = None,
     variation: float | None = None,
+    layout_guidance: float | None = None,
     completeness: float | None = None,
     start_blur: float | None = None,
     stride: int | None = None,
@@ -187,12 +191,13 @@ def generate(
     in [0, 1]); the samples come back as numpy arrays of the same type and layout. ``size`` is the
     output (height, width), default the input's; sample i uses the seed ``seed + i``.
 
-    ``preset``: "default" (keeps the input's composition: S from the sizes, the coarsest scale started
-    from the input noised to ``variation``) or "paper" (Table 1 exactly: S = 4, every scale from pure
+    ``preset``: "default" (keeps the input's composition: S from the sizes, the coarsest scale guided to
+    the input's row and column mean colours) or "paper" (Table 1 exactly: S = 4, every scale from pure
     noise, rho = 0.2). Every other keyword left at None takes the preset's value. ``num_scales="auto"``
     picks S from ``min_coarsest_side`` (default 2 patch sizes). ``variation`` in (0, 1]: how much the
     layout may vary (1: pure noise); ``start_blur`` (>= 1) low-passes the input it starts from, so that only
-    its broad layout is kept. ``completeness`` in [0, 1]: how evenly the coarse scales use the
+    its broad layout is kept. ``layout_guidance`` in [0, 1]: on the coarsest scale, xhat0's row and column
+    mean colours are moved that far towards the input's. ``completeness`` in [0, 1]: how evenly the coarse scales use the
     input's patches (``sinfree.backends.balanced``). Further keywords go to the backend
     (``backend="ivf", nprobe=2, k=5``).
 
@@ -212,6 +217,7 @@ def generate(
         eta=eta,
         rho=rho,
         variation=variation,
+        layout_guidance=layout_guidance,
         completeness=completeness,
         start_blur=start_blur,
         stride=stride,
