@@ -152,7 +152,7 @@ def test_completeness_runs_end_to_end_on_the_coarse_scales(scene):
 
 
 def test_match_profiles_is_a_projection_onto_the_targets_row_and_column_means():
-    from sinfree.generate import match_profiles
+    from sinfree.composition import match_profiles
 
     generator = torch.Generator().manual_seed(1)
     image, target = torch.randn(3, 20, 30, generator=generator), torch.randn(3, 20, 30, generator=generator)
