@@ -72,7 +72,7 @@ class StartSpy(Edit):
     """Plain generation that records what each scale starts from."""
 
     def __init__(self, varies: bool):
-        self.varies_start, self.starts = varies, {}
+        self.keeps_input_layout, self.starts = varies, {}
 
     def start(self, scale, level, noise, schedule, denoiser):
         self.starts[scale] = (noise.clone(), schedule)

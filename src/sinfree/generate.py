@@ -423,12 +423,13 @@ def sample_coarse_to_fine(
             denoiser = make_image_denoiser(
                 patch_image, settings.patch_size, stride=settings.stride, rho=settings.rho, backend=backend, **options
             )
-        scale_denoiser = edit.wrap(denoiser, scale)
-        if scale == num_scales - 1 and settings.layout_guidance > 0 and edit.varies_start:
-            scale_denoiser = profile_guided(scale_denoiser, resize(pyramid[scale], canvas_shapes[scale]), settings.layout_guidance)
+        guided = denoiser
+        if scale == num_scales - 1 and settings.layout_guidance > 0 and edit.keeps_input_layout:  # the edit's constraint comes last
+            guided = profile_guided(denoiser, resize(pyramid[scale], canvas_shapes[scale]), settings.layout_guidance)
+        scale_denoiser = edit.wrap(guided, scale)
         if targets is not None:
             scale_denoiser = EnergyRectifier(scale_denoiser, patch_image, targets[scale], settings.rectify)
-        varied = scale == num_scales - 1 and settings.variation < 1.0 and edit.varies_start
+        varied = scale == num_scales - 1 and settings.variation < 1.0 and edit.keeps_input_layout
         scale_schedule = flow_schedule(settings.steps, settings.s_min, settings.variation) if varied else schedule
         for i, generator in enumerate(generators):
             noise = torch.randn(reference.shape[0], *canvas_shapes[scale], generator=generator)

@@ -74,7 +74,7 @@ class StructuralAnalogy(Edit):
     their patch size, stride, rho and backend make that denoiser (default: the Table-1 defaults).
     """
 
-    varies_start = False
+    keeps_input_layout = False
 
     works_in_latent = False  # the style image's pyramid and the inversion are in pixel space
 

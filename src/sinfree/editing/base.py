@@ -19,10 +19,11 @@ class Edit:
 
     periodic = False  # True: the image wraps around (the sampler's blend resamples circularly; a latent decodes periodically)
     works_in_latent = True  # False: the edit needs pixels (masks, CLIP): refused with a latent space
-    # True: with settings.variation < 1 the coarsest scale's ``noise`` passed to ``start`` is the input's
-    # coarsest level noised to that level (the sampler's layout-keeping start); False for edits that choose
-    # their own start (retargeting, inversion, inpainting) or wrap around (tiles: the input is not periodic)
-    varies_start = True
+    # True: the composition levers act on the coarsest scale (sinfree.composition: layout guidance towards the
+    # input's row and column colours; with settings.variation < 1 the ``noise`` passed to ``start`` is the input's
+    # coarsest level noised). False for edits that choose their own start (retargeting, inversion, inpainting)
+    # or wrap around (tiles: the input is not periodic)
+    keeps_input_layout = True
 
     def prepare(self, num_scales: int) -> None:
         """Called once before sampling, with the run's number of scales."""

@@ -19,7 +19,7 @@ class Retarget(Edit):
     target's coarsest shape and is not denoised; finer scales are sampled with the input's patches,
     blended with it, so the coarse layout follows the input's."""
 
-    varies_start = False
+    keeps_input_layout = False
 
     coarsest = 0
 
@@ -122,7 +122,7 @@ class Tile(Edit):
     """Seamless tiles: every denoiser call is the masked blend over circular half-shifts (4 calls),
     and the coarse-to-fine blend resamples circularly."""
 
-    varies_start = False
+    keeps_input_layout = False
 
     periodic = True
 

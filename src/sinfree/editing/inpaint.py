@@ -211,7 +211,7 @@ class Inpaint(Edit):
     edit (``make_denoiser``) over the clean patches.
     """
 
-    varies_start = False
+    keeps_input_layout = False
 
     works_in_latent = False  # the mask and the kept pixels are in pixel space
 

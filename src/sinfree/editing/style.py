@@ -254,7 +254,7 @@ class ClipStyle(Edit):
     every xhat0 replaced by the CLIP-guided estimate (module docstring). Single scale; the output has
     the content's size."""
 
-    varies_start = False
+    keeps_input_layout = False
 
     works_in_latent = False  # CLIP guides pixels
 
