@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .backends import AUTO, AUTO_EXACT_FLOPS, IMAGE_BACKENDS, PatchBackend, QUERY_GRID_OPTIONS, backend_class_for, resolve_backend
+from .backends import AUTO, AUTO_EXACT_FLOPS, IMAGE_BACKENDS, QUERY_GRID_OPTIONS, PatchBackend, backend_class_for, resolve_backend
 from .backends.base import CallStats
+from .composition import noised_level, profile_guided
 from .energy import EnergyRectifier, calibrate
 from .errors import InputImageError, MemoryBudgetError, SinfreeError
 from .image_denoiser import make_image_denoiser
@@ -21,7 +22,6 @@ from .image_io import ImageLike, load_image, tensor_to_array
 from .latent import LATENT_PATCH_SIZE, Codec, make_codec
 from .memory import check_fits
 from .pyramid import build_pyramid, level_shapes, resolve_num_scales
-from .composition import noised_level, profile_guided
 from .resize import resize
 from .sampler import sample_scale
 from .schedule import S_MIN, flow_schedule
