@@ -19,7 +19,7 @@ import pstats
 import time
 from pathlib import Path
 
-from sinfree import preset_settings, generate_samples
+from sinfree import generate_samples, preset_settings
 
 IMAGE = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15" / "balloons.png"
 

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from sinfree.energy import EnergyTrace, energy_ratio, flow_schedule_sigmas, reference_levels
-from sinfree.generate import preset_settings, generate_samples
+from sinfree.generate import generate_samples, preset_settings
 from sinfree.image_io import load_image
 from sinfree.metrics import copying_rate, nearest_patch_distance, sliced_wasserstein
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from sinfree import preset_settings, generate_samples
+from sinfree import generate_samples, preset_settings
 from sinfree.generate import estimate_peak_bytes
 from sinfree.image_io import load_image
 from sinfree.memory import format_bytes

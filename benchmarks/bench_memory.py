@@ -16,7 +16,7 @@ import numpy as np
 import skimage.data
 from PIL import Image
 
-from sinfree import preset_settings, generate_samples
+from sinfree import generate_samples, preset_settings
 from sinfree.generate import estimate_peak_bytes
 from sinfree.memory import format_bytes
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sinfree import preset_settings, generate_samples
+from sinfree import generate_samples, preset_settings
 from sinfree.backends import AUTO, AUTO_EXACT_FLOPS, AUTO_FAST, AUTO_FAST_OPTIONS
 from sinfree.image_io import load_image
 from sinfree.metrics import nearest_patch_distance, pixel_diversity, sliced_wasserstein

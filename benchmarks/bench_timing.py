@@ -31,7 +31,7 @@ import skimage.data
 import torch
 from PIL import Image
 
-from sinfree import preset_settings, generate_samples
+from sinfree import generate_samples, preset_settings
 from sinfree.backends import AUTO, AUTO_FAST, AUTO_FAST_OPTIONS
 from sinfree.image_io import load_image
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sinfree.energy import energy_ratio, high_frequency_energy, mean_square, reference_levels
-from sinfree.generate import GenerationSettings, preset_settings, generate_samples
+from sinfree.generate import GenerationSettings, generate_samples, preset_settings
 from sinfree.image_io import load_image
 from sinfree.latent import PCACodec
 

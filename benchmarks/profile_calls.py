@@ -17,7 +17,7 @@ import time
 from bench_quality import parse_backend
 from bench_timing import square_input
 
-from sinfree import preset_settings, generate_samples
+from sinfree import generate_samples, preset_settings
 from sinfree.backends import patchmatch, patchmatch_kernels
 
 KERNELS = ("propagate_and_search", "exact_distances", "rescore_projected", "softmax_weights", "fold_weighted",
