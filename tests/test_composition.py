@@ -8,7 +8,7 @@ import pytest
 import torch
 from skimage import data, transform
 
-from sinfree import GenerationSettings, generate_samples, preset_settings
+from sinfree import GenerationSettings, InputImageError, generate_samples, preset_settings
 from sinfree.backends import denoise_patches, make_backend
 from sinfree.backends.balanced import balanced_weights
 from sinfree.editing.base import Edit
@@ -177,3 +177,13 @@ def test_layout_guidance_keeps_the_layout_from_pure_noise(scene):
     assert layout(guided) < 0.7 * layout(free) and guided.settings["layout_guidance"] == 1.0
     with pytest.raises(ValueError, match="layout_guidance"):
         GenerationSettings(layout_guidance=2.0).validate()
+
+
+def test_an_input_under_two_patches_gets_a_smaller_patch_by_default():
+    icon = (transform.resize(data.astronaut(), (20, 24), anti_aliasing=True) * 255).round().astype(np.uint8)
+    result = generate_samples(icon, preset_settings(steps=3), num_samples=1, seed=0)
+    assert result.settings["patch_size"] == 9 and result.samples[0].shape == icon.shape
+    paper = generate_samples(icon, preset_settings("paper", num_scales=1, steps=3), num_samples=1, seed=0)
+    assert paper.settings["patch_size"] == 15  # the paper's setting keeps its patch (6 x 10 positions)
+    with pytest.raises(InputImageError, match="smaller than the 15 px patch"):
+        generate_samples(icon[:12], preset_settings("paper", num_scales=1), num_samples=1, seed=0)

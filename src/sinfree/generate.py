@@ -55,7 +55,7 @@ PRESETS: dict[str, dict] = {
     "default": {},  # GenerationSettings' own defaults
     "paper": {
         "num_scales": 4, "steps": 10, "eta": 0.0, "rho": 0.2, "min_coarsest_side": None, "variation": 1.0, "completeness": 0.0,
-        "start_blur": 1.0, "layout_guidance": 0.0, "latent_fallback": False,
+        "start_blur": 1.0, "layout_guidance": 0.0, "latent_fallback": False, "small_input_patch": False,
     },
 }
 
@@ -84,6 +84,7 @@ class GenerationSettings:
     variation: float = DEFAULT_VARIATION  # noise level the coarsest scale starts from: 1 = pure noise (the paper), < 1 = the input noised
     layout_guidance: float = DEFAULT_LAYOUT_GUIDANCE  # pull xhat0's row and column mean colours towards the input's on the coarsest scale; 0 = off
     start_blur: float = 1.0  # the varied start's input level low-passed by this factor (down- and up-sampled); 1 = sharp
+    small_input_patch: bool = True  # the default 15 px patch shrinks for inputs or outputs under 30 px a side (patch_size_for)
     latent_fallback: bool = True  # a pixel run that would not fit in memory runs in the PCA latent space instead
     completeness: float = DEFAULT_COMPLETENESS  # Sinkhorn balancing of patch usage on the cheap (coarse) scales (backends/balanced.py); 0 = Eq. 2
 
@@ -331,6 +332,8 @@ def plan_run(
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     codec = make_codec(settings.latent)
     output_shape = tuple(size) if size is not None else tuple(input_shape)
+    if codec is None and settings.small_input_patch and settings.patch_size == PIXEL_PATCH_SIZE:
+        settings = dataclasses.replace(settings, patch_size=patch_size_for(input_shape, output_shape, settings.patch_size))
     num_scales = resolve_canvas_scales(codec, input_shape, output_shape, settings)
     peak = estimate_peak_bytes(channels, input_shape, output_shape, settings, num_samples)
     try:
@@ -352,6 +355,15 @@ def plan_run(
     return RunPlan(
         output_shape=output_shape, num_scales=num_scales, peak_bytes=peak, codec=codec, canvas_shape=canvas_shape, settings=settings
     )
+
+
+def patch_size_for(input_shape: tuple[int, int], output_shape: tuple[int, int], patch_size: int) -> int:
+    """``patch_size``, or for an input or output whose short side is under 2 patches the largest odd
+    size that fits twice (at least 3): a 20 x 20 icon gets 9 x 9 patches, not one 15 x 15 patch per position."""
+    short = min(*input_shape, *output_shape)
+    if short >= 2 * patch_size:
+        return patch_size
+    return max(3, (short // 2 - 1) | 1)
 
 
 def latent_fallback_settings(settings: GenerationSettings) -> GenerationSettings | None:
