@@ -102,7 +102,7 @@ def test_cli_subcommands_write_outputs_with_settings(tmp_path, small_rgb):
     "args, needle",
     [
         (["retarget", "IN", "--size", "60"], "WIDTHxHEIGHT"),
-        (["retarget", "IN", "--size", "5x5"], "patch"),
+        (["retarget", "IN", "--size", "5x5", "-P", "7"], "patch"),  # a patch given is kept: the output is too small for it
         (["symmetric", "IN", "--axis", "diagonal"], "axis"),
         (["tile", "MISSING"], "MISSING"),
     ],

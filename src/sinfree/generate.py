@@ -130,10 +130,13 @@ class GenerationSettings:
 
 
 def preset_settings(preset: str = "default", **overrides) -> GenerationSettings:
-    """The settings of a preset (``PRESETS``: "default" or "paper"), with ``overrides`` (None: the preset's)."""
+    """The settings of a preset (``PRESETS``: "default" or "paper"), with ``overrides`` (None: the preset's).
+    A ``patch_size`` given is kept as it is (no ``small_input_patch``)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     chosen = PRESETS[preset] | {name: value for name, value in overrides.items() if value is not None}
+    if overrides.get("patch_size") is not None:
+        chosen["small_input_patch"] = False  # a patch size given is kept
     if chosen.get("num_scales") == "auto":
         chosen["num_scales"] = None
     return GenerationSettings(**chosen)
