@@ -42,9 +42,8 @@ def default_patch_size(latent) -> int:
 # S chosen from the input and output sizes (coarsest short side >= 2 P) and, on the coarsest scale, xhat0's row and
 # column mean colours projected onto the input's after every denoiser call (layout guidance). On 6 benchmark images
 # and 4 scikit-image photos x 3 seeds (benchmarks/sweep_composition.py; the layout figure, LPIPS diversity, copied
-# crops, patch SWD): the paper's
-# setting 0.071, 0.47, 0.32, 0.088; guidance 1 from pure noise 0.020, 0.36, 0.17, 0.036; guidance 0.5 0.037, 0.46,
-# 0.09, 0.060. Starting the coarsest scale from the input noised to 0.8 (variation) kept the layout as well
+# crops, patch SWD): the paper's setting 0.071, 0.47, 0.32, 0.088; guidance 1 from pure noise 0.020, 0.36, 0.17,
+# 0.036; guidance 0.5 0.037, 0.46, 0.09, 0.060. Starting the coarsest scale from the input noised to 0.8 (variation) kept the layout as well
 # (0.023) but copied more (0.30) and varied less (0.30); completeness and a low-passed start (start_blur) traded
 # layout for diversity along the same curve. Those stay options, off by default.
 DEFAULT_LAYOUT_GUIDANCE = 1.0
