@@ -135,7 +135,7 @@ def test_pixel_formats_through_the_cli(tmp_path, small_rgb, make, mode):
 def test_too_small_image_fails_cleanly(tmp_path, small_rgb):
     path = tmp_path / "tiny.png"
     Image.fromarray(small_rgb[:10, :12]).save(path)
-    result = run_cli("generate", str(path), "-o", str(tmp_path / "out"))
+    result = run_cli("generate", str(path), "-o", str(tmp_path / "out"), "-P", "15")  # a patch given is kept
     assert_clean_failure(result, "smaller than the 15 px patch")
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 

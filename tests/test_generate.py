@@ -123,7 +123,9 @@ def test_pil_and_path_inputs(small_rgb, tmp_path):
 
 def test_too_small_input_is_refused(small_rgb):
     with pytest.raises(sinfree.InputImageError, match="smaller than the 15 px patch"):
-        generate(small_rgb[:10, :10])
+        generate(small_rgb[:10, :10], patch_size=15)  # a patch given is kept; by default a 10 px input gets 3 px patches
+    with pytest.raises(sinfree.InputImageError, match="smaller than the 3 px patch"):
+        generate(small_rgb[:2, :10])
 
 
 def test_memory_estimate_refuses_before_running(small_rgb):
