@@ -12,13 +12,14 @@ profiles against the input's) and the seam figure (``sinfree.metrics.layout``). 
 run is written as ``OUTDIR/NAME/`` (``results.json``, ``report.md`` with contact sheets) and reused
 when present, so an interrupted run resumes. Prints the table of means with each figure's ratio to
 "paper", says which of issue 18's targets the default meets, and writes it as ``DOCS/composition.md``
-with ``DOCS/composition_old_vs_new.png`` (each input, then samples of "paper" and of "default").
+with ``DOCS/composition_old_vs_new.jpg`` (each input, then samples of "paper" and of "default").
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import math
 import platform
 import sys
@@ -27,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from sinfree.contact_sheet import contact_sheet
 from sinfree.evaluation import evaluate, image_files, load_run, write_report
 from sinfree.evaluation.evaluate import as_rgb, default_benchmark_dir, read_sample_folder
 from sinfree.generate import preset_settings
-from sinfree.image_io import load_image, save_png, write_atomically
+from sinfree.image_io import load_image, write_atomically
 
 PAPER = preset_settings("paper")
 DEFAULT = preset_settings("default")
@@ -97,7 +99,9 @@ def old_vs_new(files: list[Path], outdir: Path, path: Path, per_image: int = 3) 
         rows.append(contact_sheet(images, labels))
     width = max(row.shape[1] for row in rows)
     padded = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
-    save_png(np.concatenate(padded, axis=0), path, {"what": "paper (old default) vs default samples"})
+    buffer = io.BytesIO()
+    Image.fromarray(np.concatenate(padded, axis=0)).save(buffer, format="JPEG", quality=88)  # a figure: 1 MB, not 7 as PNG
+    write_atomically(path, buffer.getvalue())
 
 
 def main() -> None:
@@ -119,12 +123,13 @@ def main() -> None:
     lines = ["# Composition: default preset against the paper's setting and each lever", "",
              f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.processor() or platform.machine()}, "
              f"{torch.get_num_threads()} threads; {len(files)} images x {args.samples} samples; "
-             "each figure's ratio to \"paper\" in brackets.", "",
+             "each figure's ratio to \"paper\" in brackets. s / sample was measured while other work shared the "
+             "cores: compare speed with `python benchmarks/bench_timing.py --presets`.", "",
              "```bash", "python benchmarks/bench_composition.py " + " ".join(sys.argv[1:]), "```", "", *summary(runs, metrics)]
     if "default" in runs:
-        old_vs_new(files, args.outdir, args.docs / "composition_old_vs_new.png")
+        old_vs_new(files, args.outdir, args.docs / "composition_old_vs_new.jpg")
         lines += ["", "Each input, then three samples of the paper's setting and the same seeds of the default:", "",
-                  "![paper vs default](composition_old_vs_new.png)"]
+                  "![paper vs default](composition_old_vs_new.jpg)"]
     text = "\n".join(lines) + "\n"
     write_atomically(args.docs / "composition.md", text.encode())
     print(text)
