@@ -48,6 +48,7 @@ CONFIGS = {
     "paper+rho_inf": dataclasses.replace(PAPER, rho=math.inf),
     "paper+eta1": dataclasses.replace(PAPER, eta=1.0),
     "default+guidance0.5": dataclasses.replace(DEFAULT, layout_guidance=0.5),
+    "default+guidance1": dataclasses.replace(DEFAULT, layout_guidance=1.0),
 }
 METRICS = ("sifid", "swd", "copying_rate", "lpips_diversity", "layout", "row_profile", "seams")
 # Issue 18's targets for the default against the old default: (metric, bound as a factor of the old, or absolute)

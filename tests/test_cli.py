@@ -219,7 +219,7 @@ def test_presets_and_the_composition_options(input_png, tmp_path):
     default = run_cli("generate", str(input_png), "-o", str(tmp_path / "default"), "-P", "7", "-T", "3", "-q")
     assert default.returncode == 0, default.stderr
     settings = read_png_settings(tmp_path / "default" / "in_seed0.png")
-    assert settings["layout_guidance"] == 1.0 and settings["variation"] == 1.0 and settings["num_scales"] == 2  # 40 x 48: coarsest 20 x 24, >= 2 P
+    assert settings["layout_guidance"] == 0.7 and settings["variation"] == 1.0 and settings["num_scales"] == 2  # 40 x 48: coarsest 20 x 24, >= 2 P
     paper = run_cli("generate", str(input_png), "-o", str(tmp_path / "paper"), "--preset", "paper", "-P", "7", "-S", "2", "-q")
     assert paper.returncode == 0, paper.stderr
     settings = read_png_settings(tmp_path / "paper" / "in_seed0.png")

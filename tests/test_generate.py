@@ -51,7 +51,7 @@ def test_paper_preset_is_table_1_and_the_default_keeps_the_composition():
     assert (paper.patch_size, paper.num_scales, paper.steps, paper.eta, paper.rho, paper.stride) == (15, 4, 10, 0.0, 0.2, 1)
     assert (paper.variation, paper.layout_guidance, paper.completeness, paper.backend) == (1.0, 0.0, 0.0, "auto")
     default = preset_settings()
-    assert default == GenerationSettings() and default.num_scales is None and default.layout_guidance == 1.0
+    assert default == GenerationSettings() and default.num_scales is None and default.layout_guidance == 0.7
     assert preset_settings("paper", steps=20, rho=None).steps == 20  # None: the preset's
     assert preset_settings("paper", num_scales="auto").num_scales is None
     with pytest.raises(ValueError, match="unknown preset"):
