@@ -30,7 +30,7 @@ def nearest_patch_distances(sample: np.ndarray, reference: np.ndarray, p: int = 
 
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_sample_is_new_but_made_of_input_patches(small_rgb, eta):
-    sample = generate(small_rgb, seed=0, eta=eta, patch_size=7, num_scales=2, steps=10)[0]
+    sample = generate(small_rgb, seed=0, eta=eta, patch_size=7, num_scales=2, steps=10, preset="paper")[0]  # the sampler itself; the default: test_composition.py
     assert sample.shape == small_rgb.shape and sample.dtype == np.uint8
     assert np.abs(sample.astype(int) - small_rgb).mean() > 10  # not a copy of the input
     sample_dist = nearest_patch_distances(sample, small_rgb).median()
