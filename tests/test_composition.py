@@ -187,3 +187,16 @@ def test_an_input_under_two_patches_gets_a_smaller_patch_by_default():
     assert paper.settings["patch_size"] == 15  # the paper's setting keeps its patch (6 x 10 positions)
     with pytest.raises(InputImageError, match="smaller than the 15 px patch"):
         generate_samples(icon[:12], preset_settings("paper", num_scales=1), num_samples=1, seed=0)
+
+
+def test_start_blur_keeps_only_the_broad_layout_of_the_start(scene):
+    from sinfree.composition import noised_level
+    from sinfree.sampler import high_pass
+
+    level = tensor(scene)
+    schedule = flow_schedule(4, s_max=0.5)
+    zero = torch.zeros_like(level)
+    sharp, blurred = noised_level(level, zero, schedule), noised_level(level, zero, schedule, blur=4.0)
+    assert torch.allclose(sharp, 0.5 * level, atol=1e-6)
+    assert high_pass(blurred, (16, 24)).square().mean() < 0.2 * high_pass(sharp, (16, 24)).square().mean()
+    assert (blurred.mean(dim=(1, 2)) - sharp.mean(dim=(1, 2))).abs().max() < 0.02  # the broad colours stay
