@@ -38,6 +38,8 @@ CONFIGS = {
     "default": preset_settings(),
     "paper+auto_scales": R(PAPER, **AUTO_2P),
     "variation0.9": R(PAPER, variation=0.9, **AUTO_2P),
+    "variation0.9+S4": R(PAPER, variation=0.9),  # the same at the paper's S = 4 (coarsest mostly 1.5 P)
+    "variation0.9+coarsest3P": R(PAPER, variation=0.9, num_scales=None, min_coarsest_side=45),
     "variation0.85": R(PAPER, variation=0.85, **AUTO_2P),
     "variation0.8": R(PAPER, variation=0.8, **AUTO_2P),
     "variation0.8+start_blur4": R(PAPER, variation=0.8, start_blur=4.0, **AUTO_2P),
