@@ -21,7 +21,7 @@ from bench_quality import parse_backend
 from PIL import Image
 
 from sinfree.image_denoiser import ImageDenoiser
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 from sinfree.patches import extract_patches, fold_patches
 
 

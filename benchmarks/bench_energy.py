@@ -26,7 +26,7 @@ import torch
 
 from sinfree.energy import EnergyTrace, energy_ratio, flow_schedule_sigmas, reference_levels
 from sinfree.generate import generate_samples, preset_settings
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 from sinfree.metrics import copying_rate, nearest_patch_distance, sliced_wasserstein
 
 HERE = Path(__file__).resolve().parent

@@ -22,7 +22,7 @@ import torch
 
 from sinfree import generate_samples, preset_settings
 from sinfree.generate import estimate_peak_bytes
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 from sinfree.memory import format_bytes
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15" / "balloons.png"

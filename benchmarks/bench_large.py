@@ -111,7 +111,7 @@ def child(side: int, config: str, image_name: str) -> dict:
 
     from sinfree import generate
     from sinfree.generate import plan_run, preset_settings
-    from sinfree.image_io import load_image
+    from sinfree.io.images import load_image
     from sinfree.metrics import sliced_wasserstein
 
     warm_up()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 from sinfree.latent import PCACodec
 
 HERE = Path(__file__).resolve().parent

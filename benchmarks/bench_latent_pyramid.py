@@ -23,7 +23,7 @@ import torch
 
 from sinfree import preset_settings
 from sinfree.generate import sample_coarse_to_fine
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 from sinfree.latent import PCACodec
 from sinfree.metrics.patch_statistics import nearest_patch_distance, pixel_diversity, sliced_wasserstein
 from sinfree.pyramid import build_pyramid

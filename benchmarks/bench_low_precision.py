@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from bench_subspace import best_seconds
 
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 from sinfree.pyramid import build_pyramid
 from sinfree.schedule import flow_schedule
 

@@ -34,7 +34,7 @@ import torch
 
 from sinfree import generate_samples, preset_settings
 from sinfree.backends import AUTO, AUTO_EXACT_FLOPS, AUTO_FAST, AUTO_FAST_OPTIONS
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 from sinfree.metrics import nearest_patch_distance, pixel_diversity, sliced_wasserstein
 
 BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15"

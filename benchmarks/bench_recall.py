@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from sinfree.backends.patchmatch import PatchMatchDenoiser
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 from sinfree.patches import all_patches
 from sinfree.schedule import flow_schedule
 

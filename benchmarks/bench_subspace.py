@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from sinfree.backends.ivf import principal_directions
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 
 IMAGE = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15" / "balloons.png"
 

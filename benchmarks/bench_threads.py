@@ -35,7 +35,7 @@ print(time.perf_counter() - start)
 import os, time
 from nibabel.testing import data_path
 from sinfree.enhance import enhance
-from sinfree.scan_io import read_scan
+from sinfree.io.scans import read_scan
 scan = read_scan(os.path.join(data_path, "anatomical.nii"))
 enhance(scan.data[:2], "denoise")
 start = time.perf_counter()

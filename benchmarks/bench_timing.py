@@ -33,7 +33,7 @@ from PIL import Image
 
 from sinfree import generate_samples, preset_settings
 from sinfree.backends import AUTO, AUTO_FAST, AUTO_FAST_OPTIONS
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 
 BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15"
 EXACT_BACKENDS = ("chunked", "exact", "reference")

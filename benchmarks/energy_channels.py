@@ -18,7 +18,7 @@ import numpy as np
 
 from sinfree.energy import energy_ratio, high_frequency_energy, mean_square, reference_levels
 from sinfree.generate import GenerationSettings, generate_samples, preset_settings
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 from sinfree.latent import PCACodec
 
 BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15"

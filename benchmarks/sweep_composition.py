@@ -25,7 +25,7 @@ from PIL import Image
 
 from sinfree import generate_samples, preset_settings
 from sinfree.evaluation.evaluate import default_benchmark_dir
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 from sinfree.metrics import copying_rate, layout_distance, lpips_diversity, pixel_diversity, sliced_wasserstein
 
 BENCHMARK_IMAGES = ("balloons", "mountains", "seascape", "pyramids", "aurora", "marinabaysands")

@@ -14,7 +14,7 @@ from PIL import Image
 from sinfree import GenerationSettings, InputImageError, generate_samples, load_image, sample_scale
 from sinfree.editing.analogy import StructuralAnalogy, ddim_invert, match_channels, nearest_step, structural_analogy
 from sinfree.image_denoiser import make_image_denoiser
-from sinfree.image_io import read_png_settings
+from sinfree.io.images import read_png_settings
 from sinfree.metrics import nearest_patch_distance
 from sinfree.resize import resize
 from sinfree.schedule import flow_schedule

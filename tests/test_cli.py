@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sinfree.image_io import read_png_settings
+from sinfree.io.images import read_png_settings
 
 FAST = ["-P", "7", "-S", "2", "-T", "3", "-q"]
 
@@ -102,7 +102,7 @@ def test_progress_bar_is_shown(input_png, tmp_path):
 
 def test_sixteen_bit_rgb_round_trip(tmp_path, small_rgb):
     """A 16-bit colour PNG in gives a 16-bit colour PNG out (Pillow alone would drop to 8 bits)."""
-    from sinfree.image_io import read_image_file, save_png
+    from sinfree.io.images import read_image_file, save_png
 
     deep = small_rgb.astype(np.uint16) * 257 + 3
     save_png(deep, tmp_path / "deep.png", {"x": 1})

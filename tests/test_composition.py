@@ -13,7 +13,7 @@ from sinfree.backends import denoise_patches, make_backend
 from sinfree.backends.balanced import balanced_weights
 from sinfree.editing.base import Edit
 from sinfree.generate import sample_coarse_to_fine
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 from sinfree.metrics import copying_rate, layout_distance, profile_distances, seam_ratio
 from sinfree.pyramid import build_pyramid
 from sinfree.resize import resize

@@ -11,7 +11,7 @@ from PIL import Image
 
 from sinfree import GenerationSettings, generate_samples, load_image
 from sinfree.editing import Retarget, Symmetric, Tile, mirror, seam_error
-from sinfree.image_io import read_png_settings
+from sinfree.io.images import read_png_settings
 from sinfree.resize import resize
 
 FAST = GenerationSettings(patch_size=7, num_scales=2, steps=4)

@@ -11,7 +11,7 @@ from PIL import Image
 from sinfree import generate
 from sinfree.energy import EnergyRectifier, EnergyTrace, energy_ratio, high_frequency_energy, mean_square, reference_levels
 from sinfree.generate import GenerationSettings, generate_samples
-from sinfree.image_io import load_image, read_png_settings
+from sinfree.io.images import load_image, read_png_settings
 from sinfree.resize import resize
 from sinfree.schedule import flow_schedule
 

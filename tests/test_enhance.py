@@ -32,7 +32,7 @@ from sinfree.enhance.noise import anscombe, estimate_noise, inverse_anscombe
 from sinfree.enhance.operators import Downsample, GaussianBlur, RobustScale, biharmonic_fill, estimate_blur, gaussian_blur
 from sinfree.enhance.problems import noise_gain
 from sinfree.errors import MemoryBudgetError, SinfreeError
-from sinfree.image_io import read_image_file, save_png
+from sinfree.io.images import read_image_file, save_png
 from sinfree.resize import resize
 
 SIGMA = 25 / 255

@@ -7,7 +7,7 @@ from PIL import Image
 
 import sinfree
 from sinfree import GenerationSettings, MemoryBudgetError, generate, generate_samples
-from sinfree.image_io import load_image
+from sinfree.io.images import load_image
 from sinfree.patches import all_patches
 
 FAST = dict(patch_size=7, num_scales=2, steps=4)
@@ -156,7 +156,7 @@ def test_outputs_get_the_usual_file_permissions(tmp_path):
     import os
     import stat
 
-    from sinfree.image_io import save_png
+    from sinfree.io.images import save_png
 
     path = save_png(np.zeros((4, 4), dtype=np.uint8), tmp_path / "out.png")
     mask = os.umask(0)

@@ -27,7 +27,7 @@ from sinfree.editing.inpaint import (
     masked_patches,
     nearest_step,
 )
-from sinfree.image_io import read_png_settings
+from sinfree.io.images import read_png_settings
 from sinfree.patches import all_patches
 from sinfree.pyramid import build_pyramid
 from sinfree.schedule import flow_schedule

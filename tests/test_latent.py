@@ -18,7 +18,7 @@ from sinfree.editing import Inpaint, Symmetric, Tile
 from sinfree.errors import MissingModelError
 from sinfree.generate import estimate_peak_bytes
 from sinfree.image_denoiser import make_image_denoiser
-from sinfree.image_io import read_png_settings
+from sinfree.io.images import read_png_settings
 from sinfree.latent import PCACodec, VAECodec, make_codec
 from sinfree.latent.pca import from_blocks
 

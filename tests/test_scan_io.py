@@ -1,4 +1,4 @@
-"""Scans in and out (sinfree.scan_io): DICOM, NIfTI, 16-bit PNG/TIFF, with real files shipped by pydicom, nibabel, skimage."""
+"""Scans in and out (sinfree.io.scans): DICOM, NIfTI, 16-bit PNG/TIFF, with real files shipped by pydicom, nibabel, skimage."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pydicom.data import get_testdata_file
 from skimage import data as skdata
 
 from sinfree.errors import InputImageError, SinfreeError
-from sinfree.image_io import save_png
-from sinfree.scan_io import Scan, ScanError, ScanWriteError, describe_scan, read_scan, write_scan
+from sinfree.io.images import save_png
+from sinfree.io.scans import Scan, ScanError, ScanWriteError, describe_scan, read_scan, write_scan
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom's notes on odd values in the test files
 

@@ -27,7 +27,7 @@ from sinfree.editing.style import (
     threshold_gradient,
 )
 from sinfree.errors import SinfreeError
-from sinfree.image_io import load_image, read_png_settings
+from sinfree.io.images import load_image, read_png_settings
 from sinfree.schedule import flow_schedule
 
 PROMPT = "a starry night"

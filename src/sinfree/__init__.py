@@ -18,7 +18,7 @@ from .backends import BACKENDS, denoise_patches, make_backend
 from .errors import InputImageError, MemoryBudgetError, OutputError, SinfreeError
 from .generate import PRESETS, GenerationResult, GenerationSettings, Progress, generate, generate_samples, preset_settings
 from .image_denoiser import ImageDenoiser
-from .image_io import load_image, save_png
+from .io.images import load_image, save_png
 from .sampler import ddim_eta_step, sample_scale, two_scale_blend
 from .schedule import flow_schedule
 

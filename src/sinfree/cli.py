@@ -18,7 +18,7 @@ from .backends import AUTO, backend_names
 from .contact_sheet import contact_sheet
 from .errors import OutputError, SinfreeError
 from .generate import GenerationResult, GenerationSettings, generate_samples, plan_run, preset_settings
-from .image_io import check_writable_directory, read_image_file, save_png
+from .io.images import check_writable_directory, read_image_file, save_png
 from .latent import LATENT_CHOICES, make_codec
 from .memory import format_bytes
 
@@ -443,7 +443,7 @@ def tile(
 ) -> None:
     """Generate seamless tiles: every denoiser call blends four circular half-shifts (4x the work); a latent decodes periodically."""
     from .editing import Tile, seam_error
-    from .image_io import load_image, tensor_to_array
+    from .io.images import load_image, tensor_to_array
 
     # A periodic coarsest scale under about 3 patches per side collapses to its flattest content (measured
     # on starry_night at 126 x 99: S = 3, coarsest 32 x 25, loses every star; S = 2 keeps them).

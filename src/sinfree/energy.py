@@ -118,7 +118,7 @@ def reference_levels(image, settings, *, size=None) -> list[torch.Tensor]:
     """The reference's pyramid as ``generate_samples(image, settings, size=size)`` samples against it:
     pixel levels, or the levels of its latent (the codec fitted to ``image`` as in generation)."""
     from .generate import plan_run  # here: generate imports this module
-    from .image_io import load_image
+    from .io.images import load_image
     from .pyramid import build_pyramid
 
     reference, _ = load_image(image)

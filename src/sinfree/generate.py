@@ -18,7 +18,7 @@ from .composition import noised_level, profile_guided
 from .energy import EnergyRectifier, calibrate
 from .errors import InputImageError, MemoryBudgetError, SinfreeError
 from .image_denoiser import make_image_denoiser
-from .image_io import ImageLike, load_image, tensor_to_array
+from .io.images import ImageLike, load_image, tensor_to_array
 from .latent import LATENT_PATCH_SIZE, Codec, make_codec
 from .memory import check_fits
 from .pyramid import build_pyramid, level_shapes, resolve_num_scales

@@ -62,7 +62,7 @@ def run_analogy(
     from ..cli import run_generation, stderr
     from ..editing.analogy import StructuralAnalogy, analogy_num_scales
     from ..errors import SinfreeError
-    from ..image_io import read_image_file
+    from ..io.images import read_image_file
 
     if not 0.0 < level <= 1.0:
         raise SinfreeError(f"--level must be in (0, 1], got {level}")

@@ -105,7 +105,7 @@ def run_enhance(
     """Read, check, restore with a progress bar, write; every user error is a one-line SinfreeError."""
     from ..enhance import TASKS, enhance
     from ..errors import InputImageError, SinfreeError
-    from ..scan_io import describe_scan, read_scan, write_scan
+    from ..io.scans import describe_scan, read_scan, write_scan
 
     if task not in TASKS:
         raise SinfreeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -181,7 +181,7 @@ def read_mask(path: Path | None, scan, colour: bool) -> np.ndarray:
     """The inpainting mask as (H, W) bool, True where pixels are missing (any nonzero channel), checked
     against the scan's plane; errors name the mask file."""
     from ..errors import InputImageError, SinfreeError
-    from ..scan_io import read_scan
+    from ..io.scans import read_scan
 
     if path is None:
         raise SinfreeError("--task inpaint needs --mask PATH (nonzero where pixels are missing)")

@@ -81,7 +81,7 @@ def masked_edit(input: Path, mask: Path, settings: "GenerationSettings", make) -
     """Read the mask, build the edit and check it against INPUT before any work; a mask problem is
     reported on one line that names the mask file."""
     from ..errors import InputImageError
-    from ..image_io import read_image_file
+    from ..io.images import read_image_file
     from ..pyramid import resolve_num_scales
 
     shape = read_image_file(input).shape[:2]

@@ -33,7 +33,7 @@ def style(
     """Restyle INPUT towards a text prompt: invert it to noise level 0.3, sample back with CLIP-guided estimates."""
     from ..cli import edit_settings, run_generation
     from ..editing.style import ClipStyle, load_clip
-    from ..image_io import read_image_file
+    from ..io.images import read_image_file
 
     read_image_file(input)  # a bad input fails before CLIP loads
     settings = edit_settings(patch_size, "1", steps, 0.0, backend)

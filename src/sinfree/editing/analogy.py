@@ -17,7 +17,7 @@ import torch
 from ..errors import InputImageError
 from ..generate import GenerationResult, GenerationSettings, generate_samples, scale_backend
 from ..image_denoiser import make_image_denoiser
-from ..image_io import ImageLike, load_image, read_image_file
+from ..io.images import ImageLike, load_image, read_image_file
 from ..pyramid import auto_num_scales, build_pyramid, level_shapes, resolve_num_scales
 from ..resize import resize
 from ..schedule import FlowSchedule

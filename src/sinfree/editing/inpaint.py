@@ -37,7 +37,7 @@ from ..backends import AUTO, CHEAP_EXACT_FLOPS, IMAGE_BACKENDS, IVFBackend, Patc
 from ..errors import InputImageError, SinfreeError
 from ..generate import GenerationResult, GenerationSettings, generate_samples
 from ..image_denoiser import ImageDenoiser
-from ..image_io import ImageLike, load_image, pil_to_array, read_image_file
+from ..io.images import ImageLike, load_image, pil_to_array, read_image_file
 from ..patches import extract_patches, patch_positions
 from ..pyramid import level_shapes, resolve_num_scales
 from ..resize import resize_taps

@@ -20,7 +20,7 @@ import torch
 from ..contact_sheet import contact_sheet
 from ..errors import InputImageError, SinfreeError
 from ..generate import GenerationSettings, generate_samples
-from ..image_io import load_image, save_png
+from ..io.images import load_image, save_png
 from ..metrics.copying import copying_rate
 from ..metrics.layout import layout_distance, profile_distances, seam_ratio
 from ..metrics.lpips import load_lpips, lpips_diversity

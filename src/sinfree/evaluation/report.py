@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..image_io import save_png, write_atomically
+from ..io.images import save_png, write_atomically
 from .evaluate import BETTER, METRICS, EvaluationRun
 from .paper import PAPER_TABLE_1
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputImageError, SinfreeError
-from .image_io import PNG_SIGNATURE, read_image_file, save_png, write_atomically
+from ..errors import InputImageError, SinfreeError
+from .images import PNG_SIGNATURE, read_image_file, save_png, write_atomically
 
 DERIVED_SUFFIX = "sinfree enhanced"
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")

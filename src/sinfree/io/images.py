@@ -18,7 +18,7 @@ import png  # pypng: 16-bit colour PNGs, which Pillow reads and writes only as 8
 import torch
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from .errors import InputImageError, OutputError
+from ..errors import InputImageError, OutputError
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
