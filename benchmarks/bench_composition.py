@@ -33,8 +33,8 @@ from PIL import Image
 from sinfree.contact_sheet import contact_sheet
 from sinfree.evaluation import evaluate, image_files, load_run, write_report
 from sinfree.evaluation.evaluate import as_rgb, default_benchmark_dir, read_sample_folder
-from sinfree.generate import preset_settings
 from sinfree.io.images import load_image, write_atomically
+from sinfree.settings import preset_settings
 
 PAPER = preset_settings("paper")
 DEFAULT = preset_settings("default")

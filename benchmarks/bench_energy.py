@@ -24,10 +24,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from sinfree.energy import EnergyTrace, energy_ratio, flow_schedule_sigmas, reference_levels
-from sinfree.generate import generate_samples, preset_settings
+from sinfree.coarse_to_fine import reference_levels
+from sinfree.energy import EnergyTrace, energy_ratio, flow_schedule_sigmas
+from sinfree.generation import generate_samples
 from sinfree.io.images import load_image
 from sinfree.metrics import copying_rate, nearest_patch_distance, sliced_wasserstein
+from sinfree.settings import preset_settings
 
 HERE = Path(__file__).resolve().parent
 BENCHMARK_DIR = HERE.parents[1] / "shared" / "benchmarks" / "sinddm15"

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from sinfree import generate_samples, preset_settings
-from sinfree.generate import estimate_peak_bytes
 from sinfree.io.images import load_image
 from sinfree.memory import format_bytes
+from sinfree.planning import estimate_peak_bytes
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15" / "balloons.png"
 

@@ -110,9 +110,10 @@ def child(side: int, config: str, image_name: str) -> dict:
     import torch
 
     from sinfree import generate
-    from sinfree.generate import plan_run, preset_settings
     from sinfree.io.images import load_image
     from sinfree.metrics import sliced_wasserstein
+    from sinfree.planning import plan_run
+    from sinfree.settings import preset_settings
 
     warm_up()
     image = square_input(side, image_name)

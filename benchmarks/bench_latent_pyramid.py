@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from sinfree import preset_settings
-from sinfree.generate import sample_coarse_to_fine
+from sinfree.coarse_to_fine import sample_coarse_to_fine
 from sinfree.io.images import load_image
 from sinfree.latent import PCACodec
 from sinfree.metrics.patch_statistics import nearest_patch_distance, pixel_diversity, sliced_wasserstein

@@ -17,8 +17,8 @@ import skimage.data
 from PIL import Image
 
 from sinfree import generate_samples, preset_settings
-from sinfree.generate import estimate_peak_bytes
 from sinfree.memory import format_bytes
+from sinfree.planning import estimate_peak_bytes
 
 
 def main() -> None:

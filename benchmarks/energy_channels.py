@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sinfree.energy import energy_ratio, high_frequency_energy, mean_square, reference_levels
-from sinfree.generate import GenerationSettings, generate_samples, preset_settings
+from sinfree.coarse_to_fine import reference_levels
+from sinfree.energy import energy_ratio, high_frequency_energy, mean_square
+from sinfree.generation import generate_samples
 from sinfree.io.images import load_image
 from sinfree.latent import PCACodec
+from sinfree.settings import GenerationSettings, preset_settings
 
 BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15"
 

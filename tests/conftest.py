@@ -1,7 +1,11 @@
+"""Fixtures shared by the test files; shared plain functions (the novelty check, run_cli, ...) are in helpers.py."""
+
 import numpy as np
 import pytest
 import skimage.data
+import skimage.transform
 import torch
+from helpers import to_tensor
 
 from sinfree.patches import all_patches
 
@@ -13,7 +17,15 @@ def small_rgb() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def astronaut64() -> np.ndarray:
+    """scikit-image's whole astronaut, anti-aliased down to 64 x 64 RGB, uint8: a small image with a scene
+    (face, suit, flag, rocket) and texture everywhere, whose samples the novelty check can judge."""
+    image = skimage.transform.resize(skimage.data.astronaut(), (64, 64), anti_aliasing=True)
+    return (image * 255).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
 def real_patches() -> torch.Tensor:
     """All 7 x 7 patches of a real 40 x 40 RGB crop in [-1, 1], (M, 147)."""
-    crop = torch.tensor(skimage.data.astronaut()[100:140, 100:140]).permute(2, 0, 1).float() / 127.5 - 1
+    crop = to_tensor(skimage.data.astronaut()[100:140, 100:140])
     return all_patches(crop, 7)

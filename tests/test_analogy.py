@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import skimage.data
 import torch
+from helpers import run_cli
 from PIL import Image
 
 from sinfree import GenerationSettings, InputImageError, generate_samples, load_image, sample_scale
@@ -161,10 +159,6 @@ def test_api_errors(structure, style):
         structural_analogy(structure, style[:6, :6], FAST)
     with pytest.raises(InputImageError, match="style image .* at 4 scales .* use at most 3 scales"):
         structural_analogy(structure, style, GenerationSettings(patch_size=7, num_scales=4))
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "sinfree.cli", *args], capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_cli_writes_outputs_with_settings(tmp_path, structure, style):

@@ -58,7 +58,7 @@ def test_generate_writes_samples_with_settings(input_png, tmp_path):
 def test_contact_sheet(input_png, tmp_path, small_rgb):
     result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "-n", "2", "--sheet", *FAST)
     assert result.returncode == 0, result.stderr
-    sheet = np.asarray(Image.open(tmp_path / "out" / "in_sheet.png"))
+    sheet = np.asarray(Image.open(tmp_path / "out" / "in_seed0-1_sheet.png"))
     height, width = small_rgb.shape[:2]
     assert sheet.shape == (height + 14, 3 * width + 2 * 4, 3)
     assert np.array_equal(sheet[14:, :width], small_rgb)  # the input, unscaled, first
@@ -76,7 +76,7 @@ def test_cli_matches_the_api(input_png, tmp_path, small_rgb):
 
 def test_ivf_backend_from_the_cli(input_png, tmp_path):
     result = run_cli(
-        "generate", str(input_png), "-o", str(tmp_path / "out"), "--backend", "ivf", "--nprobe", "3", "--k", "4", *FAST
+        "generate", str(input_png), "-o", str(tmp_path / "out"), "--backend", "ivf", "--backend-option", "nprobe=3", "--backend-option", "k=4", *FAST
     )
     assert result.returncode == 0, result.stderr
     settings = read_png_settings(tmp_path / "out" / "in_seed0.png")
@@ -86,7 +86,7 @@ def test_ivf_backend_from_the_cli(input_png, tmp_path):
 def test_fast_options_from_the_cli(input_png, tmp_path):
     from sinfree import generate
 
-    options = ["--project", "8", "--rescore", "10", "--propagate", "--prune-alpha", "0.9"]
+    options = [f"--backend-option={item}" for item in ("project=8", "rescore=10", "propagate=true", "prune_alpha=0.9")]
     result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "--backend", "ivf", *options, *FAST)
     assert result.returncode == 0, result.stderr
     recorded = read_png_settings(tmp_path / "out" / "in_seed0.png")["backend_options"]
@@ -97,7 +97,7 @@ def test_fast_options_from_the_cli(input_png, tmp_path):
 
 def test_progress_bar_is_shown(input_png, tmp_path):
     result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "-P", "7", "-S", "2", "-T", "3")
-    assert result.returncode == 0 and "6/6" in result.stderr
+    assert result.returncode == 0 and "100%" in result.stderr and "sample 1/1" not in result.stdout
 
 
 def test_sixteen_bit_rgb_round_trip(tmp_path, small_rgb):
@@ -178,8 +178,9 @@ def test_unwritable_output_fails_cleanly_before_work(input_png, tmp_path):
         (["--scales", "x"], "--scales"),
         (["--rho", "-1"], "--rho"),
         (["--backend", "nope"], "unknown backend"),
-        (["--backend", "exact", "--propagate", "-P", "7", "-S", "2"], "takes no option propagate"),
-        (["--backend", "ivf", "--prune-alpha", "0.5", "-P", "7", "-S", "2"], "needs propagate"),
+        (["--backend", "exact", "--backend-option", "propagate=true", "-P", "7", "-S", "2"], "takes no option propagate"),
+        (["--backend", "ivf", "--backend-option", "prune_alpha=0.5", "-P", "7", "-S", "2"], "needs propagate"),
+        (["--backend-option", "k"], "NAME=VALUE"),
     ],
 )
 def test_bad_options_fail_cleanly(input_png, tmp_path, args, needle):
@@ -247,3 +248,95 @@ def test_defaults_run_off_the_benchmark_size(tmp_path):
     retarget = run_cli("retarget", str(tmp_path / "photo.png"), "--size", "240x100", "-o", str(tmp_path / "out"), "-T", "4", "-q")
     assert retarget.returncode == 0, retarget.stderr
     assert Image.open(tmp_path / "out" / "photo_retarget_seed0.png").size == (240, 100)
+
+
+def test_version_and_help_do_not_import_torch():
+    code = (
+        "import sys, runpy; sys.argv = ['sinfree', '--version'];\n"
+        "try:\n    runpy.run_module('sinfree.cli', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "sys.argv = ['sinfree', 'generate', '--help']\n"
+        "try:\n    runpy.run_module('sinfree.cli', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported by --help'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "sinfree 0.1.0" in result.stdout, result.stderr
+
+
+def test_importing_the_library_leaves_the_environment_alone():
+    code = "import os; before = dict(os.environ); import sinfree, sinfree.generation, sinfree.cli; assert dict(os.environ) == before"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_cli_lists_what_the_library_accepts():
+    from sinfree.backends import backend_names
+    from sinfree.cli import enhance, options
+    from sinfree.enhance import TASKS
+    from sinfree.latent import LATENT_CHOICES
+    from sinfree.settings import PRESETS
+
+    assert list(options.BACKEND_NAMES) == backend_names()
+    assert enhance.TASKS == TASKS and options.LATENT_CHOICES == LATENT_CHOICES and list(options.PRESET_NAMES) == list(PRESETS)
+
+
+def test_every_subcommand_shares_the_common_options():
+    """-o, -n, --seed, --overwrite, -q mean the same in every subcommand that writes files."""
+    from typer.main import get_command
+
+    from sinfree.cli import app
+
+    group = get_command(app)
+    for name, command in group.commands.items():
+        flags = {opt: param.name for param in command.params for opt in getattr(param, "opts", [])}
+        for flag, meaning in (("-o", "outdir"), ("-n", "num_samples"), ("--seed", "seed"), ("--overwrite", "overwrite"), ("-q", "quiet")):
+            assert flags.get(flag) == meaning, (name, flag)
+        if name not in ("eval", "enhance"):
+            for flag in ("--sheet", "--preset", "--backend-option", "-P", "-S", "-T", "--rho", "--max-memory-gb"):
+                assert flag in flags, (name, flag)
+        if name in ("inpaint", "harmonize", "enhance"):
+            assert flags.get("-m") == "mask", name
+
+
+def test_earlier_outputs_are_kept_unless_overwrite(input_png, tmp_path):
+    outdir = tmp_path / "out"
+    assert run_cli("generate", str(input_png), "-o", str(outdir), *FAST).returncode == 0
+    first = (outdir / "in_seed0.png").read_bytes()
+    again = run_cli("generate", str(input_png), "-o", str(outdir), "-T", "2", "-P", "7", "-S", "2", "-q")
+    assert_clean_failure(again, "exists", "--overwrite")
+    assert (outdir / "in_seed0.png").read_bytes() == first
+    replaced = run_cli("generate", str(input_png), "-o", str(outdir), "-T", "2", "-P", "7", "-S", "2", "-q", "--overwrite")
+    assert replaced.returncode == 0 and (outdir / "in_seed0.png").read_bytes() != first
+
+
+def test_memory_refusal_names_flags_that_fit(input_png, tmp_path):
+    result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "-n", "4", "--backend", "exact", "--max-memory-gb", "0.0005", "-P", "7", "-S", "2")
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert "needs about" in line and ("--stride" in line or "-n 1" in line or "none" in line or "no larger" in line), line
+    assert "stride=" not in line and "num_samples=" not in line  # flags, not library keywords
+
+
+def test_interrupted_run_leaves_no_output_folder(input_png, tmp_path):
+    import signal
+    import time
+
+    outdir = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sinfree.cli", "generate", str(input_png), "-o", str(outdir), "-P", "7", "-S", "2", "-T", "400", "-n", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    line = "start"
+    while line and "scales x" not in line and time.time() < deadline:  # the run is planned: sampling starts
+        line = process.stderr.readline()
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not outdir.exists()

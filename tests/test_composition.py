@@ -6,17 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import assert_new_image_of_input_patches, to_tensor
 from skimage import data, transform
 
 from sinfree import GenerationSettings, InputImageError, generate_samples, preset_settings
 from sinfree.backends import denoise_patches, make_backend
 from sinfree.backends.balanced import balanced_weights
-from sinfree.editing.base import Edit
-from sinfree.generate import sample_coarse_to_fine
-from sinfree.io.images import load_image
+from sinfree.coarse_to_fine import sample_coarse_to_fine
+from sinfree.edit import Edit
 from sinfree.metrics import copying_rate, layout_distance, profile_distances, seam_ratio
 from sinfree.pyramid import build_pyramid
-from sinfree.resize import resize
 from sinfree.schedule import flow_schedule
 
 
@@ -108,31 +107,24 @@ def scene():
     return (image * 255).round().astype(np.uint8)
 
 
-def tensor(array):
-    return load_image(array)[0]
-
-
 def test_default_keeps_the_layout_that_the_paper_setting_loses_and_makes_new_images(scene):
     small = dict(patch_size=11, steps=6)  # P = 7 keeps less: the start's evidence sums over C P^2 values
     default = generate_samples(scene, preset_settings(**small), num_samples=3, seed=0)
     paper = generate_samples(scene, preset_settings("paper", num_scales=2, **small), num_samples=3, seed=0)
-    reference = tensor(scene)
-    new = [tensor(s) for s in default.samples]
-    old = [tensor(s) for s in paper.samples]
+    reference = to_tensor(scene)
+    new = [to_tensor(s) for s in default.samples]
+    old = [to_tensor(s) for s in paper.samples]
     assert np.mean([layout_distance(s, reference) for s in new]) < 0.7 * np.mean([layout_distance(s, reference) for s in old])
-    # new images, not the input: not a copy, a shifted copy, a blur or a flat image, and each seed its own
-    flat = reference.mean(dim=(1, 2), keepdim=True).expand_as(reference)
-    blurred = resize(resize(reference, (16, 24)), (64, 96))
-    shifted = torch.roll(reference, (5, 9), dims=(1, 2))
+    # new images made of the input's patches (not a copy, shifted or mirrored, a blur or a flat image; measured:
+    # patch distance 0.11-0.12, copy distance 0.61-0.68, detail 0.34-0.61), few crops copied, each seed its own
     for sample in new:
-        for fake in (reference, shifted, blurred, flat):
-            assert (sample - fake).abs().mean() > 0.05
+        assert_new_image_of_input_patches(sample, reference)
         assert copying_rate(sample, reference) < 0.9
     assert (new[0] - new[1]).abs().mean() > 0.03 and (new[1] - new[2]).abs().mean() > 0.03
 
 
 def test_layout_figures_see_a_moved_horizon_and_seam_figure_a_hard_seam(scene):
-    reference = tensor(scene)
+    reference = to_tensor(scene)
     assert profile_distances(reference, reference) == (0.0, 0.0)
     flipped = reference.flip(1)  # the dark band moved to the bottom
     assert profile_distances(flipped, reference)[0] > 0.05 and layout_distance(flipped, reference) > 0.03
@@ -171,9 +163,9 @@ def test_layout_guidance_keeps_the_layout_from_pure_noise(scene):
     small = dict(patch_size=11, steps=6, num_scales=2, variation=1.0)
     guided = generate_samples(scene, preset_settings(layout_guidance=1.0, **small), num_samples=3, seed=0)
     free = generate_samples(scene, preset_settings(layout_guidance=0.0, **small), num_samples=3, seed=0)
-    reference = tensor(scene)
+    reference = to_tensor(scene)
     def layout(result):
-        return np.mean([layout_distance(tensor(s), reference) for s in result.samples])
+        return np.mean([layout_distance(to_tensor(s), reference) for s in result.samples])
     assert layout(guided) < 0.7 * layout(free) and guided.settings["layout_guidance"] == 1.0
     with pytest.raises(ValueError, match="layout_guidance"):
         GenerationSettings(layout_guidance=2.0).validate()
@@ -193,7 +185,7 @@ def test_start_blur_keeps_only_the_broad_layout_of_the_start(scene):
     from sinfree.composition import noised_level
     from sinfree.sampler import high_pass
 
-    level = tensor(scene)
+    level = to_tensor(scene)
     schedule = flow_schedule(4, s_max=0.5)
     zero = torch.zeros_like(level)
     sharp, blurred = noised_level(level, zero, schedule), noised_level(level, zero, schedule, blur=4.0)

@@ -5,6 +5,7 @@ import math
 import pytest
 import skimage.data
 import torch
+from helpers import to_tensor
 
 from sinfree.metrics.copying import _tiles, copying_rate, nearest_crop_distances
 
@@ -12,7 +13,7 @@ from sinfree.metrics.copying import _tiles, copying_rate, nearest_crop_distances
 @pytest.fixture(scope="module")
 def reference():
     """A real 128 x 128 RGB crop (astronaut) in [-1, 1]."""
-    return torch.tensor(skimage.data.astronaut()[40:296:2, 150:406:2]).permute(2, 0, 1).float() / 127.5 - 1
+    return to_tensor(skimage.data.astronaut()[40:296:2, 150:406:2])
 
 
 def test_copies_score_one(reference):

@@ -1,12 +1,10 @@
 """Editing applications: each one's defining property, from Python and from the command line."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import skimage.data
 import torch
+from helpers import run_cli
 from PIL import Image
 
 from sinfree import GenerationSettings, generate_samples, load_image
@@ -78,10 +76,6 @@ def test_retarget_keeps_size_and_coarse_layout(small_rgb):
         return (resize(load_image(sample)[0], coarse).flatten() - target).abs().mean().item()
 
     assert layout_error(retargeted) < 0.5 * layout_error(plain)
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "sinfree.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_cli_subcommands_write_outputs_with_settings(tmp_path, small_rgb):

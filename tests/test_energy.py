@@ -6,21 +6,20 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import to_tensor
 from PIL import Image
 
 from sinfree import generate
-from sinfree.energy import EnergyRectifier, EnergyTrace, energy_ratio, high_frequency_energy, mean_square, reference_levels
-from sinfree.generate import GenerationSettings, generate_samples
+from sinfree.coarse_to_fine import reference_levels
+from sinfree.energy import EnergyRectifier, EnergyTrace, energy_ratio, high_frequency_energy, mean_square
+from sinfree.generation import generate_samples
 from sinfree.io.images import load_image, read_png_settings
 from sinfree.resize import resize
 from sinfree.schedule import flow_schedule
+from sinfree.settings import GenerationSettings
 
 # rho = inf (a flat window) and stride 3 average many overlapping patches: a soft output.
 BLURRY = {"patch_size": 5, "num_scales": 2, "steps": 6, "rho": float("inf"), "stride": 3, "backend": "exact"}
-
-
-def to_tensor(sample: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(sample).permute(2, 0, 1).float() / 127.5 - 1
 
 
 def test_energy_measures_on_known_images(small_rgb):
@@ -42,7 +41,10 @@ def test_trace_records_every_step_of_every_scale(small_rgb):
     generate_samples(small_rgb, settings, num_samples=2, size=(56, 48), progress=trace)
     keys = [(r.sample, r.scale, r.t) for r in trace.records]
     assert sorted(keys) == sorted((i, s, t) for i in range(2) for s in range(2) for t in range(1, 7))
-    assert all(len(r.hf) == 3 and r.ratio >= 0 for r in trace.records)
+    # each record is its step's (s_t) and is measured against its own scale's reference level
+    sigmas, reference_hf = flow_schedule(settings.steps).sigmas.tolist(), [high_frequency_energy(level).tolist() for level in levels]
+    assert reference_hf[0] != pytest.approx(reference_hf[1])  # the levels differ: a record on the wrong scale shows
+    assert all(len(r.hf) == 3 and r.sigma == sigmas[r.t] and r.reference_hf == pytest.approx(reference_hf[r.scale]) for r in trace.records)
     steps, ratios = trace.curve(0)
     assert steps == [6, 5, 4, 3, 2, 1] and ratios[-1] > ratios[0]  # detail grows as the noise falls
     assert trace.final_ratio() == ratios[-1] and "HF ratio" in trace.table()

@@ -247,15 +247,15 @@ def test_cli_end_to_end_16_bit_png(tmp_path, noisy):
     source = tmp_path / "scan.png"
     save_png(np.rint(np.clip(noisy[:64, :64], 0, 1) * 65535).astype(np.uint16), source)
     before = hashlib.sha256(source.read_bytes()).hexdigest()
-    output = tmp_path / "clean.png"
-    result = run_cli("enhance", str(source), "-o", str(output), "--samples", "2", "-q")
+    outdir = tmp_path / "enhanced"
+    result = run_cli("enhance", str(source), "-o", str(outdir), "--num-samples", "2", "-q")
     assert result.returncode == 0, result.stderr
-    enhanced, uncertainty = read_image_file(output), read_image_file(tmp_path / "clean_uncertainty.png")
+    enhanced, uncertainty = read_image_file(outdir / "scan_denoise.png"), read_image_file(outdir / "scan_denoise_uncertainty.png")
     assert enhanced.dtype == uncertainty.dtype == np.uint16 and enhanced.shape == (64, 64)
     assert hashlib.sha256(source.read_bytes()).hexdigest() == before
     bad_mask = tmp_path / "mask.png"
     save_png(np.zeros((30, 30), dtype=np.uint8), bad_mask)
-    failed = run_cli("enhance", str(source), "-o", str(tmp_path / "x.png"), "--task", "inpaint", "--mask", str(bad_mask), "-q")
+    failed = run_cli("enhance", str(source), "-o", str(outdir), "--task", "inpaint", "--mask", str(bad_mask), "-q")
     assert failed.returncode != 0 and "Traceback" not in failed.stderr
     assert len(failed.stderr.strip().splitlines()) == 1 and "mask.png" in failed.stderr
-    assert not (tmp_path / "x.png").exists()
+    assert not (outdir / "scan_inpaint.png").exists()

@@ -4,22 +4,17 @@ score the same, other runs compared, clean failures."""
 import csv
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import skimage.data
+from helpers import run_cli
 from PIL import Image
 
 from sinfree.evaluation import METRICS
 
 FAST = ["-P", "7", "-S", "2", "-T", "2", "-n", "2", "-q"]
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sinfree.cli", *args], capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 import pytest
 import skimage.data
 import torch
+from helpers import to_tensor
 from test_denoiser_math import EXACT_ATOL, noisy_queries
 
 from sinfree import denoise_patches, make_backend
@@ -17,7 +18,7 @@ LEVELS = [(0.5, 0.5), (0.9, 0.1), (0.99, 0.01)]
 @pytest.fixture(scope="module")
 def crop() -> torch.Tensor:
     """A real 36 x 44 RGB crop in [-1, 1]."""
-    return torch.tensor(skimage.data.astronaut()[90:126, 110:154]).permute(2, 0, 1).float() / 127.5 - 1
+    return to_tensor(skimage.data.astronaut()[90:126, 110:154])
 
 
 def reference(x, patches, alpha, sigma):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import to_tensor
 from PIL import Image
 
 from sinfree import ImageDenoiser, denoise_patches
@@ -64,7 +65,7 @@ def test_gaussian_window():
 
 def test_rho_inf_is_plain_overlap_averaging(small_rgb):
     """ImgDenoise with rho = inf: every pixel is the plain mean of the denoised patches covering it."""
-    reference = torch.tensor(small_rgb[:20, :18]).permute(2, 0, 1).float() / 127.5 - 1
+    reference = to_tensor(small_rgb[:20, :18])
     x = torch.randn(3, 11, 9, generator=torch.Generator().manual_seed(0))
     p, alpha, sigma = 5, 0.6, 0.4
     out = ImageDenoiser(reference, p, rho=math.inf, backend="reference")(x, alpha, sigma)
@@ -80,7 +81,7 @@ def test_rho_inf_is_plain_overlap_averaging(small_rgb):
 
 def test_gaussian_window_weights_the_fold(small_rgb):
     """With rho -> 0 the centre pixel dominates: each interior pixel is its own patch's centre value."""
-    reference = torch.tensor(small_rgb[:20, :18]).permute(2, 0, 1).float() / 127.5 - 1
+    reference = to_tensor(small_rgb[:20, :18])
     x = torch.randn(3, 11, 9, generator=torch.Generator().manual_seed(0))
     out = ImageDenoiser(reference, 5, rho=0.05, backend="reference")(x, 0.6, 0.4)
     centres = denoise_patches(all_patches(x, 5), all_patches(reference, 5), 0.6, 0.4, backend="reference")
@@ -89,7 +90,7 @@ def test_gaussian_window_weights_the_fold(small_rgb):
 
 
 def test_stride_changes_queries_not_shape(small_rgb):
-    reference = torch.tensor(small_rgb).permute(2, 0, 1).float() / 127.5 - 1
+    reference = to_tensor(small_rgb)
     denoiser = ImageDenoiser(reference, 7, stride=3)
     x = torch.randn(3, 30, 25, generator=torch.Generator().manual_seed(0))
     assert denoiser.num_queries((30, 25)) == 9 * 7  # rows 0, 3, ..., 21, 23; cols 0, 3, ..., 18
@@ -98,7 +99,7 @@ def test_stride_changes_queries_not_shape(small_rgb):
 
 
 def test_image_denoiser_bands_do_not_change_the_result(small_rgb):
-    reference = torch.tensor(small_rgb).permute(2, 0, 1).float() / 127.5 - 1
+    reference = to_tensor(small_rgb)
     x = torch.randn(3, 30, 25, generator=torch.Generator().manual_seed(0))
     whole = ImageDenoiser(reference, 7, chunk_size=100000)(x, 0.7, 0.3)
     banded = ImageDenoiser(reference, 7, chunk_size=50)(x, 0.7, 0.3)

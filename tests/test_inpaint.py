@@ -3,14 +3,12 @@ pixels are kept exactly, the fill is made of the unmasked region's patches; the 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import skimage.data
 import torch
 import torch.nn.functional as F
+from helpers import run_cli, to_tensor
 from PIL import Image
 
 from sinfree import GenerationSettings, ImageDenoiser, InputImageError, SinfreeError
@@ -49,21 +47,17 @@ def square() -> np.ndarray:
     return mask
 
 
-def as_tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(array).permute(2, 0, 1).float() / 127.5 - 1
-
-
 def inside_patches(image: np.ndarray, mask: np.ndarray) -> torch.Tensor:
     """The P x P patches of ``image`` that lie wholly inside ``mask``."""
     outside = torch.from_numpy(~mask).float()[None, None]
     inside = F.max_pool2d(outside, P, stride=1)[0, 0] == 0
-    return all_patches(as_tensor(image), P)[inside.flatten()]
+    return all_patches(to_tensor(image), P)[inside.flatten()]
 
 
 def split_patches(image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """The P x P patches of ``image`` clear of ``mask``, and those overlapping it."""
     clean = clean_patch_grid(torch.from_numpy(mask), P).flatten()
-    patches = all_patches(as_tensor(image), P)
+    patches = all_patches(to_tensor(image), P)
     return patches[clean], patches[~clean]
 
 
@@ -202,10 +196,6 @@ def test_harmonize_keeps_outside_and_gives_a_pasted_square_the_image_texture(woo
 
 
 # --- the command line --------------------------------------------------------------------------------
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "sinfree.cli", *args], check=False, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture()

@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
+from helpers import run_cli
 from PIL import Image
 
 from sinfree import GenerationSettings, MemoryBudgetError, SinfreeError, generate, generate_samples, load_image
 from sinfree.editing import Inpaint, Symmetric, Tile
 from sinfree.errors import MissingModelError
-from sinfree.generate import estimate_peak_bytes
 from sinfree.image_denoiser import make_image_denoiser
 from sinfree.io.images import read_png_settings
 from sinfree.latent import PCACodec, VAECodec, make_codec
 from sinfree.latent.pca import from_blocks
+from sinfree.planning import estimate_peak_bytes
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "balloons_small.png"
 FLUX_SHIFT, FLUX_SCALE = 0.1159, 0.3611
@@ -134,10 +135,6 @@ def test_backends_take_latent_channels(backend, options):
     denoised = make_image_denoiser(reference, 5, backend=backend, rho=math.inf, **options)(x, 0.6, 0.5)
     assert denoised.shape == (16, 10, 11)
     assert torch.allclose(denoised.double(), expected, atol=2e-4)
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sinfree.cli", *args], check=False, capture_output=True, text=True, timeout=300)
 
 
 def test_cli_generates_in_the_latent_space(tmp_path, astronaut):

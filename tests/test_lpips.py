@@ -13,6 +13,7 @@ import pytest
 import skimage.data
 import torch
 import torch.nn.functional as F
+from helpers import to_tensor
 from torch import nn
 
 import sinfree.metrics.weights as weights
@@ -29,7 +30,7 @@ def needs_weights(test):
 
 def _crop(top: int, left: int, size: int = 64) -> torch.Tensor:
     """A real size x size RGB crop of the astronaut in [-1, 1]."""
-    return torch.tensor(ASTRONAUT[top : top + size, left : left + size]).permute(2, 0, 1).float() / 127.5 - 1
+    return to_tensor(ASTRONAUT[top : top + size, left : left + size])
 
 
 def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:

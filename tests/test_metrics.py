@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import noisy, to_tensor
 
 from sinfree.metrics import nearest_patch_distance, pixel_diversity, sliced_wasserstein
 from sinfree.patches import all_patches
@@ -9,11 +10,7 @@ from sinfree.patches import all_patches
 
 @pytest.fixture(scope="module")
 def image(small_rgb):
-    return torch.tensor(small_rgb).permute(2, 0, 1).float() / 127.5 - 1
-
-
-def noisy(image, level, seed=0):
-    return image + level * torch.randn(image.shape, generator=torch.Generator().manual_seed(seed))
+    return to_tensor(small_rgb)
 
 
 def test_identical_images_score_ideal(image):
@@ -22,7 +19,7 @@ def test_identical_images_score_ideal(image):
 
 
 def test_swd_grows_with_noise(image):
-    values = [sliced_wasserstein(noisy(image, level), image) for level in (0.02, 0.1, 0.3)]
+    values = [sliced_wasserstein(noisy(image, 1.0, level), image) for level in (0.02, 0.1, 0.3)]
     assert values[0] < values[1] < values[2]
 
 
@@ -34,21 +31,21 @@ def test_swd_ignores_layout_but_not_content(image):
 
 
 def test_nearest_patch_distance_matches_brute_force(image):
-    sample = noisy(image, 0.1)
+    sample = noisy(image, 1.0, 0.1)
     queries, patches = all_patches(sample, 7).double(), all_patches(image, 7).double()
     brute = (torch.cdist(queries, patches).min(dim=1).values / patches.shape[1] ** 0.5).median().item()
     assert nearest_patch_distance(sample, image) == pytest.approx(brute, rel=1e-3)
 
 
 def test_nearest_patch_distance_grows_with_noise(image):
-    values = [nearest_patch_distance(noisy(image, level), image) for level in (0.02, 0.1, 0.3)]
+    values = [nearest_patch_distance(noisy(image, 1.0, level), image) for level in (0.02, 0.1, 0.3)]
     assert values[0] < values[1] < values[2]
 
 
 def test_pixel_diversity(image):
     assert pixel_diversity([image, image, image], image) == 0.0
-    low = pixel_diversity([noisy(image, 0.05, s) for s in range(3)], image)
-    high = pixel_diversity([noisy(image, 0.5, s) for s in range(3)], image)
+    low = pixel_diversity([noisy(image, 1.0, 0.05, s) for s in range(3)], image)
+    high = pixel_diversity([noisy(image, 1.0, 0.5, s) for s in range(3)], image)
     assert 0 < low < high
     with pytest.raises(ValueError):
         pixel_diversity([image], image)

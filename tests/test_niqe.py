@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import skimage.data
-import torch
+from helpers import to_tensor
 from scipy import ndimage, stats
 
 from sinfree.metrics.niqe import estimate_aggd_params, niqe
@@ -25,12 +25,6 @@ def astronaut() -> np.ndarray:
 
 def to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.round(values), 0, 255).astype(np.uint8)
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """sinfree's convention: float (C, H, W) in [-1, 1]."""
-    array = image[:, :, None] if image.ndim == 2 else image
-    return torch.tensor(array).permute(2, 0, 1).float() / 127.5 - 1
 
 
 def test_niqe_grows_with_noise(camera):

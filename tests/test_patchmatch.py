@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
+from helpers import assert_new_image_of_input_patches, noisy, to_tensor
 
 from sinfree import generate
 from sinfree.backends.patchmatch import PatchMatchDenoiser
@@ -23,11 +24,7 @@ LEVELS = [(0.0, 1.0), (0.3, 0.7), (0.5, 0.5), (0.9, 0.1), (0.99, 0.01), (1.0, 0.
 @pytest.fixture(scope="module")
 def crop() -> torch.Tensor:
     """A real 30 x 36 RGB crop in [-1, 1]."""
-    return torch.tensor(skimage.data.astronaut()[100:130, 200:236]).permute(2, 0, 1).float() / 127.5 - 1
-
-
-def noisy(image: torch.Tensor, alpha: float, sigma: float, seed: int = 0) -> torch.Tensor:
-    return alpha * image + sigma * torch.randn(image.shape, generator=torch.Generator().manual_seed(seed))
+    return to_tensor(skimage.data.astronaut()[100:130, 200:236])
 
 
 @pytest.mark.parametrize("stride, rho", [(1, 0.2), (3, float("inf"))])
@@ -41,13 +38,16 @@ def test_every_candidate_is_exact_eq2(crop, stride, rho):
         assert error < TOLERANCE, (alpha, sigma, error)
 
 
-def eq2_over_candidates(image, x, alpha, sigma, cand, patch_size, rho):
-    """Float64 ImgDenoise with each query's softmax restricted to its candidate positions."""
+def eq2_over_candidates(image, x, alpha, sigma, cand, patch_size, rho, log_weights=None):
+    """Float64 ImgDenoise with each query's softmax restricted to its candidate positions ``cand`` (n, j),
+    each weighted by exp(``log_weights``) (n, j) (None: 1; -inf: left out)."""
     patches = all_patches(image.double(), patch_size)
     rows, cols = patch_positions(x.shape[1], patch_size), patch_positions(x.shape[2], patch_size)
     queries = all_patches(x.double(), patch_size)
-    chosen = patches[torch.from_numpy(cand)]  # (n, k, D)
+    chosen = patches[torch.from_numpy(cand)]  # (n, j, D)
     logits = -((queries[:, None] - alpha * chosen) ** 2).sum(-1) / (2 * sigma**2)
+    if log_weights is not None:
+        logits = logits + torch.as_tensor(log_weights, dtype=torch.float64)
     denoised = (torch.softmax(logits, dim=1)[:, :, None] * chosen).sum(1)
     window = gaussian_window(patch_size, rho).double().repeat(image.shape[0])
     out = fold_patches(denoised * window, rows, cols, patch_size, torch.zeros(x.shape, dtype=torch.float64))
@@ -107,7 +107,7 @@ def test_sliding_distances_equal_full_sums(crop, stride):
     from sinfree.backends import patchmatch as pm
 
     shifted = crop[:, 3:27, 4:32]
-    x = 0.9 * shifted + 0.1 * torch.randn(shifted.shape, generator=torch.Generator().manual_seed(1))
+    x = noisy(shifted, 0.9, 0.1, seed=1)
     fused = PatchMatchDenoiser(crop, 7, k=4, tail=0, stride=stride)
     for _ in range(3):
         fused(x, 0.9, 0.1)
@@ -139,7 +139,7 @@ def test_full_distance_pass_slides_neighbour_distances_exactly(crop):
     from sinfree.backends import patchmatch as pm
 
     shifted = crop[:, 3:27, 4:32]
-    x = 0.9 * shifted + 0.1 * torch.randn(shifted.shape, generator=torch.Generator().manual_seed(1))
+    x = noisy(shifted, 0.9, 0.1, seed=1)
     fused = PatchMatchDenoiser(crop, 7, k=4, tail=0, full_passes=0)
     for _ in range(3):
         fused(x, 0.9, 0.1)
@@ -190,6 +190,49 @@ def test_sampled_tail_brings_flat_steps_closer_to_exact(crop):
     top_k = exact_error(PatchMatchDenoiser(crop, 7, k=4, tail=0), reference, crop, alpha, sigma)
     with_tail = exact_error(PatchMatchDenoiser(crop, 7, k=4, tail=64), reference, crop, alpha, sigma)
     assert with_tail < 0.7 * top_k
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+def test_tail_samples_weigh_the_rest_of_the_patches_exactly(crop, sparse, monkeypatch):
+    """The tail's estimator: of a query's m uniform samples, the A not among its k candidates are uniform over
+    the other M - k positions, so each stands for (M - k) / A of them (an unbiased estimate of their share of
+    Eq. 2's sums); the k candidates count once. A 10 x 12 reference has M = 24 positions: with k = 4 and
+    m = 16 most queries reject some samples (A < m), so a weight of (M - k) / m, M / A or any factor off fails,
+    in the weights (to fp32 rounding) and in the output (against float64 Eq. 2 over candidates and samples)."""
+    from sinfree.backends import patchmatch as pm
+
+    monkeypatch.setattr(pm, "SPARSE_TAIL", 1.0 if sparse else -1.0)  # the kernel's packed samples, or the convolutions
+    tiny = crop[:, :10, :12]
+    alpha, sigma = 0.5, 0.5
+    x = noisy(tiny, alpha, sigma)
+    fused = PatchMatchDenoiser(tiny, 7, k=4, tail=16, project=8, min_weight=0.0, seed=1)
+    drawn = []
+    monkeypatch.setattr(fused, "_tail", lambda *args: drawn.append(PatchMatchDenoiser._tail(fused, *args)) or drawn[-1])
+    out = fused(x, alpha, sigma).double()
+    (tail,) = drawn  # the flat step's softmax reaches past the 4 candidates: the tail is drawn
+    num_positions, k = fused.num_patches, fused.k
+    cand = fused.field[0]  # the candidates the call weighed
+    assert (num_positions, k, cand.shape, tail.samples.shape) == (24, 4, (24, 4), (16,))
+
+    rejected = (tail.samples[None, :] == cand[:, :, None]).any(axis=1)  # (n, m): the sample is one of the query's k
+    accepted = (~rejected).sum(axis=1)
+    assert accepted.min() >= 1 and (accepted < 16).mean() > 0.9  # the share depends on A, not on m
+    share = np.where(rejected, 0.0, (num_positions - k) / accepted[:, None])
+    assert np.array_equal(np.isneginf(tail.log_share), rejected)
+    assert np.allclose(np.exp(tail.log_share.astype(np.float64)), share, rtol=1e-6, atol=0)
+
+    positions = np.concatenate([cand, np.broadcast_to(tail.samples, rejected.shape)], axis=1)
+    log_share = np.where(rejected, -np.inf, np.log(np.where(rejected, 1.0, share)))  # -inf: left out
+
+    def error(factor: float) -> float:
+        """The largest difference to Eq. 2 with the samples' weights ``factor`` times the estimator's."""
+        log_weights = np.concatenate([np.zeros(cand.shape), log_share + math.log(factor)], axis=1)
+        expected = eq2_over_candidates(tiny, x, alpha, sigma, positions, 7, 0.2, log_weights)
+        return (out - expected).abs().max().item()
+
+    assert error(1.0) < TOLERANCE
+    for factor in (0.5, 2.0, num_positions / (num_positions - k)):  # a halved or doubled weight, M / A
+        assert error(factor) > 10 * TOLERANCE, factor
 
 
 def test_lower_bounds_are_below_full_distances(crop):
@@ -374,6 +417,8 @@ def test_generate_with_patchmatch_is_reproducible_per_seed():
     assert first[0].shape == image.shape and first[0].dtype == np.uint8
     assert np.array_equal(first[1], again[0])  # sample i uses seed + i, whatever else is drawn
     assert not np.array_equal(first[0], first[1])
+    for sample in first:  # measured: patch distance 0.31-0.32, copy distance 0.72-0.79, detail 0.72-0.76
+        assert_new_image_of_input_patches(sample, image)
 
 
 def test_fused_memory_is_the_images_and_the_field():

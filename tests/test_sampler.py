@@ -11,7 +11,7 @@ from sinfree.resize import resize
 
 def test_schedule_end_points():
     schedule = flow_schedule(10)
-    assert schedule.num_steps == 10
+    assert schedule.num_steps == 10 and len(schedule.alphas) == len(schedule.sigmas) == 11  # t = 0 .. T
     assert schedule[0] == (1.0, 0.0)  # terminal point, never denoised
     assert schedule[10] == (0.0, 1.0)  # pure noise
     alpha_1, sigma_1 = schedule[1]

@@ -87,6 +87,46 @@ def test_ct_round_trip_is_a_new_derived_object(tmp_path):
     assert _sha(path) == before and _stray(tmp_path) == []
 
 
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])
+def test_derived_series_are_new_and_distinct(tmp_path, name):
+    """The result and the uncertainty are two new series: their own SeriesInstanceUID, SeriesNumber (the
+    original's + 1000 / + 2000) and SeriesDescription, none of them the original's or each other's."""
+    path = _copy(name, tmp_path)
+    scan = read_scan(path)
+    result = pydicom.dcmread(write_scan(scan, scan.data, tmp_path / "result.dcm", description="denoise"))
+    std = np.full_like(scan.data, 2.0)
+    written = write_scan(scan, std, tmp_path / "std.dcm", description="denoise; per-pixel std", series="uncertainty")
+    uncertainty = pydicom.dcmread(written)
+    old = pydicom.dcmread(path)
+    assert int(old.SeriesNumber) == 1
+    assert (int(result.SeriesNumber), int(uncertainty.SeriesNumber)) == (1001, 2001)
+    uids = {old.SeriesInstanceUID, result.SeriesInstanceUID, uncertainty.SeriesInstanceUID}
+    assert len(uids) == 3
+    assert result.SeriesDescription == "sinfree enhanced" and uncertainty.SeriesDescription == "sinfree uncertainty"
+    assert result.StudyInstanceUID == uncertainty.StudyInstanceUID == old.StudyInstanceUID  # same study
+    np.testing.assert_array_equal(read_scan(tmp_path / "std.dcm").data, std)
+
+
+def test_derived_series_description_and_number_follow_the_original(tmp_path):
+    """An original description is kept and suffixed (within the 64 characters of LO); a missing SeriesNumber
+    gives the bare offsets; an unknown role is refused before anything is written."""
+    path = _copy("CT_small.dcm", tmp_path)
+    ds = pydicom.dcmread(path)
+    ds.SeriesDescription = "Chest " + "x" * 70
+    del ds.SeriesNumber
+    ds.save_as(path)
+    scan = read_scan(path)
+    result = pydicom.dcmread(write_scan(scan, scan.data, tmp_path / "result.dcm"))
+    uncertainty = pydicom.dcmread(write_scan(scan, scan.data, tmp_path / "std.dcm", series="uncertainty"))
+    assert (int(result.SeriesNumber), int(uncertainty.SeriesNumber)) == (1000, 2000)
+    assert result.SeriesDescription.startswith("Chest x") and result.SeriesDescription.endswith(" sinfree enhanced")
+    assert uncertainty.SeriesDescription.endswith(" sinfree uncertainty")
+    assert max(len(result.SeriesDescription), len(uncertainty.SeriesDescription)) <= 64
+    with pytest.raises(ScanWriteError, match="unknown series role"):
+        write_scan(scan, scan.data, tmp_path / "other.dcm", series="residual")
+    assert not (tmp_path / "other.dcm").exists()
+
+
 @pytest.mark.parametrize(
     ("name", "shape"),
     [

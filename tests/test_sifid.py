@@ -7,6 +7,7 @@ import pytest
 import scipy.ndimage
 import skimage.data
 import torch
+from helpers import noisy, to_tensor
 
 import sinfree.metrics.weights
 from sinfree.metrics.sifid import (
@@ -28,11 +29,7 @@ def network():
 @pytest.fixture(scope="module")
 def image():
     """A real 96 x 96 RGB crop (scikit-image's astronaut) in [-1, 1]."""
-    return torch.tensor(skimage.data.astronaut()[60:156, 180:276]).permute(2, 0, 1).float() / 127.5 - 1
-
-
-def noisy(image, level, seed=0):
-    return (image + level * torch.randn(image.shape, generator=torch.Generator().manual_seed(seed))).clamp(-1, 1)
+    return to_tensor(skimage.data.astronaut()[60:156, 180:276])
 
 
 def blurred(image, sigma):
@@ -91,11 +88,11 @@ def test_identical_images_score_zero(network, image):
 
 
 def test_sifid_grows_with_noise_and_blur(network, image):
-    noise = sifid_many([noisy(image, level) for level in (0.05, 0.1, 0.2)], image, network)
+    noise = sifid_many([noisy(image, 1.0, level).clamp(-1, 1) for level in (0.05, 0.1, 0.2)], image, network)
     blur = sifid_many([blurred(image, sigma) for sigma in (0.5, 1.0, 2.0)], image, network)
     assert 0 < noise[0] < noise[1] < noise[2]
     assert 0 < blur[0] < blur[1] < blur[2]
-    assert sifid(noisy(image, 0.05), image, network) == pytest.approx(noise[0], rel=1e-9)
+    assert sifid(noisy(image, 1.0, 0.05).clamp(-1, 1), image, network) == pytest.approx(noise[0], rel=1e-9)
 
 
 def test_channels_and_size(network, image):

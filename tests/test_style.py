@@ -4,14 +4,12 @@ back through ``load_clip``, the path users take (no weights can be downloaded he
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import skimage.data
 import torch
+from helpers import run_cli
 from PIL import Image
 
 from sinfree.editing.style import (
@@ -158,22 +156,12 @@ def test_missing_model_errors_say_what_to_download(tmp_path):
     assert isinstance(caught.value, SinfreeError) and "\n" not in str(caught.value)
 
 
-def run_cli(*args, **env):
-    return subprocess.run(
-        [sys.executable, "-m", "sinfree.cli", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=os.environ | env,
-    )
-
-
 def test_cli_missing_model_is_one_clean_line(tmp_path, content):
     source = tmp_path / "in.png"
     Image.fromarray(content).save(source)
     cache = tmp_path / "hf"  # an empty Hugging Face home: ViT-B/32 is not in its cache
-    result = run_cli("style", str(source), "--prompt", PROMPT, "-q", "-o", str(tmp_path), HF_HOME=str(cache), HF_HUB_OFFLINE="1")
+    offline = {"HF_HOME": str(cache), "HF_HUB_OFFLINE": "1"}
+    result = run_cli("style", str(source), "--prompt", PROMPT, "-q", "-o", str(tmp_path), env=offline)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and "Traceback" not in result.stderr and len(lines) == 1, result.stderr
     assert "huggingface-cli download openai/clip-vit-base-patch32" in lines[0] and str(cache) in lines[0]

@@ -114,21 +114,6 @@ class EnergyTrace:
         return "\n".join(lines)
 
 
-def reference_levels(image, settings, *, size=None) -> list[torch.Tensor]:
-    """The reference's pyramid as ``generate_samples(image, settings, size=size)`` samples against it:
-    pixel levels, or the levels of its latent (the codec fitted to ``image`` as in generation)."""
-    from .generate import plan_run  # here: generate imports this module
-    from .io.images import load_image
-    from .pyramid import build_pyramid
-
-    reference, _ = load_image(image)
-    plan = plan_run(reference.shape[0], tuple(reference.shape[-2:]), size, settings, 1, max_memory_bytes=1 << 62)
-    if plan.codec is not None:
-        codec = plan.codec if plan.codec.fitted else plan.codec.fit(reference)
-        reference = codec.encode(reference)
-    return build_pyramid(reference, plan.num_scales)
-
-
 MAX_WEIGHT = 8.0  # the largest extrapolation weight w the controller may choose
 # The calibrated curve is overshot: the last steps (s_t small, D(gamma s) ~ D(s): no lever) lose HF
 # energy at a large output that a run at the input's size keeps (window-folding of less coherent
@@ -182,25 +167,6 @@ class EnergyRectifier(DenoiserWrapper):
         weight = min(max(weight, 0.0), MAX_WEIGHT)
         self.weights.append(weight)
         return base + weight * difference
-
-
-def calibrate(reference: torch.Tensor, settings, num_scales: int, seed: int, pyramid=None) -> list[dict[float, float]]:
-    """Per scale, {s_t: HF ratio of xhat0} of one plain sample at the reference's own size (the same
-    settings, no rectification): the energy curve a large output is driven back to."""
-    import dataclasses
-
-    from .generate import sample_coarse_to_fine  # here: generate imports this module
-    from .pyramid import build_pyramid
-
-    pyramid = build_pyramid(reference, num_scales) if pyramid is None else pyramid
-    sigmas = flow_schedule_sigmas(settings)
-    trace = EnergyTrace(pyramid, sigmas)
-    plain = dataclasses.replace(settings, rectify=None)
-    sample_coarse_to_fine(reference, tuple(reference.shape[-2:]), plain, num_scales, 1, seed, trace, pyramid=pyramid)
-    targets: list[dict[float, float]] = [{} for _ in range(num_scales)]
-    for r in trace.records:
-        targets[r.scale][r.sigma] = r.ratio
-    return targets
 
 
 def flow_schedule_sigmas(settings) -> list[float]:

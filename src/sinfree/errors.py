@@ -14,7 +14,13 @@ class OutputError(SinfreeError):
 
 
 class MemoryBudgetError(SinfreeError):
-    """The run would need more memory than allowed; the message gives the estimate."""
+    """The run would need more memory than allowed. ``message``: the estimate against the limit;
+    ``advice``: the changes of settings that would fit (``sinfree.memory.MemoryAdvice``), cheapest first."""
+
+    def __init__(self, text: str, *, message: str | None = None, advice: list | None = None):
+        super().__init__(text)
+        self.message = text if message is None else message
+        self.advice = list(advice or [])
 
 
 class MissingModelError(SinfreeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .errors import MemoryBudgetError
 
@@ -28,22 +29,36 @@ def format_bytes(count: float) -> str:
     raise AssertionError
 
 
-def check_fits(
-    estimate: int, limit: int | None, what: str, alternatives: Callable[[], list[tuple[str, int]]] | None = None
-) -> None:
-    """Refuse a run whose estimated peak exceeds ``limit`` bytes (default: the free memory).
+@dataclass(frozen=True)
+class MemoryAdvice:
+    """A change of settings that would make a refused run smaller: ``changes`` maps ``GenerationSettings``
+    fields (and ``num_samples``) to their new values, ``peak_bytes`` is the run's estimate with them."""
 
-    ``alternatives`` gives changed settings with their own estimates, (label, bytes); the message
-    lists those under the limit, cheapest first, or says that none of them fits.
+    changes: dict
+    peak_bytes: int
+
+    def describe(self) -> str:
+        """The changes as Python keywords, e.g. ``stride=2, latent='pca'``."""
+        return ", ".join(f"{name}={value!r}" for name, value in self.changes.items())
+
+
+def check_fits(
+    estimate: int, limit: int | None, what: str, alternatives: Callable[[], list[MemoryAdvice]] | None = None
+) -> None:
+    """Refuse (``MemoryBudgetError``) a run whose estimated peak exceeds ``limit`` bytes (default: the free memory).
+
+    ``alternatives`` gives changed settings with their own estimates; the error keeps those under the
+    limit, cheapest first, as ``advice`` (the message lists them as keywords), or says that none fits.
     """
     limit = available_bytes() if limit is None else limit
     if estimate <= limit:
         return
     message = f"{what} needs about {format_bytes(estimate)} but only {format_bytes(limit)} is available"
+    fitting = [] if alternatives is None else sorted((a for a in alternatives() if a.peak_bytes <= limit), key=lambda a: a.peak_bytes)
     if alternatives is None:
         hint = "use a smaller input or output, a larger query stride, or fewer samples at once"
+    elif fitting:
+        hint = "settings that fit: " + "; ".join(f"{a.describe()} ({format_bytes(a.peak_bytes)})" for a in fitting)
     else:
-        fitting = sorted((bytes_, label) for label, bytes_ in alternatives() if bytes_ <= limit)
-        listed = ", ".join(f"{label} ({format_bytes(bytes_)})" for bytes_, label in fitting)
-        hint = f"options that fit: {listed}" if fitting else "none of --stride, --latent, --backend patchmatch, -n 1 fits: use a smaller input or output"
-    raise MemoryBudgetError(f"{message}; {hint}")
+        hint = "no larger stride, latent space, backend or smaller batch fits: use a smaller input or output"
+    raise MemoryBudgetError(f"{message}; {hint}", message=message, advice=fitting)

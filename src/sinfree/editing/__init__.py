@@ -1,7 +1,8 @@
 """Editing applications as small variations of the sampler (DESIGN.md §1, issue 5)."""
 
+from ..denoiser_wrapper import WrappedDenoiser
+from ..edit import Edit
 from .analogy import StructuralAnalogy, structural_analogy
-from .base import Edit, WrappedDenoiser
 from .geometry import AXES, Retarget, Symmetric, Tile, mirror, seam_error, tile_preview
 from .inpaint import Harmonize, Inpaint, harmonize, inpaint
 from .inversion import ddim_invert, nearest_step

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import torch
 
+from ..edit import Edit
 from ..errors import InputImageError
-from ..generate import GenerationResult, GenerationSettings, generate_samples, scale_backend
+from ..generation import GenerationResult, generate_samples
 from ..image_denoiser import make_image_denoiser
 from ..io.images import ImageLike, load_image, read_image_file
+from ..planning import scale_backend
 from ..pyramid import auto_num_scales, build_pyramid, level_shapes, resolve_num_scales
 from ..resize import resize
 from ..schedule import FlowSchedule
-from .base import Edit
+from ..settings import GenerationSettings
 from .inversion import ddim_invert, nearest_step
 
 

@@ -7,9 +7,10 @@ import math
 
 import torch
 
+from ..denoiser_wrapper import WrappedDenoiser
+from ..edit import Edit
 from ..resize import resize
 from ..schedule import FlowSchedule
-from .base import Edit, WrappedDenoiser
 
 AXES = ("vertical", "horizontal", "both")
 

@@ -34,15 +34,17 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..backends import AUTO, CHEAP_EXACT_FLOPS, IMAGE_BACKENDS, IVFBackend, PatchBackend, backend_class_for
+from ..denoiser_wrapper import WrappedDenoiser
+from ..edit import Edit
 from ..errors import InputImageError, SinfreeError
-from ..generate import GenerationResult, GenerationSettings, generate_samples
+from ..generation import GenerationResult, generate_samples
 from ..image_denoiser import ImageDenoiser
 from ..io.images import ImageLike, load_image, pil_to_array, read_image_file
 from ..patches import extract_patches, patch_positions
 from ..pyramid import level_shapes, resolve_num_scales
 from ..resize import resize_taps
 from ..schedule import FlowSchedule
-from .base import Edit, WrappedDenoiser
+from ..settings import GenerationSettings
 from .inversion import nearest_step
 
 MaskLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor

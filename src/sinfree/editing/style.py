@@ -30,9 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..edit import Edit
 from ..errors import MissingModelError
 from ..schedule import FlowSchedule
-from .base import Edit
 from .inversion import ddim_invert, nearest_step
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
@@ -351,7 +351,8 @@ def stylize(
     """Restyle ``image`` (path, PIL image or numpy array) towards the text ``prompt`` with CLIP guidance
     (DESIGN.md §1). ``clip`` is a local CLIP folder, a loaded ``ClipGuide``, or None for ViT-B/32 in the
     Hugging Face cache. Further keywords go to ``ClipStyle`` (mix, step_ratio, quantile)."""
-    from ..generate import GenerationSettings, generate_samples
+    from ..generation import generate_samples
+    from ..settings import GenerationSettings
 
     guide = clip if isinstance(clip, ClipGuide) else load_clip(clip)
     edit = ClipStyle(prompt, guide, views=views, gamma=gamma, level=level, **style_options)

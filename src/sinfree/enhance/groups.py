@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..patches import patch_positions
 
 FAR = 1e30  # squared distance of a candidate outside the image
+OWN = -1.0  # the reference patch's own distance: below every other, so each group holds its reference
 BAND_PIXELS = 2**18  # guide pixels per band of block matching (memory ~ 4 (2 radius + 1) C BAND_PIXELS bytes)
 CHUNK_VALUES = 2**22  # patch values (groups x k x D) estimated at once
 
@@ -54,7 +55,11 @@ class Groups:
 def match_groups(guide: torch.Tensor, patch_size: int, *, stride: int, radius: int, k: int) -> Groups:
     """For reference patches of ``guide`` (C, H, W) every ``stride`` px (the last row and column included), the
     ``k`` patches with offsets of at most ``radius`` px and the least squared distance (BM3D's block matching),
-    in bands of reference rows."""
+    in bands of reference rows. Each group's first member is its reference patch, as in BM3D and NL-Bayes:
+    the references tile the image, so every pixel gets an estimate. Left to the distance alone, the
+    reference could lose a tie at distance 0 in a flat area (k of ~(2 radius + 1)^2 patches there are
+    equally close), leaving pixels that no group covers (the image's corners: only one patch covers
+    them) with no estimate at all: zero weight, 0 in normalised units, mid-range in the data's units."""
     _, height, width = guide.shape
     p = patch_size
     rows, cols = patch_positions(height, p, stride), patch_positions(width, p, stride)
@@ -85,6 +90,8 @@ def _match_band(guide: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, p: 
         squared = (shifted - reference[None]).square().sum(dim=1) + FAR * (1.0 - valid)
         distance = F.avg_pool2d(squared[:, None], p, stride=1)[:, 0] * (p * p)  # (2r + 1, h - P + 1, W - P + 1)
         distance = distance[:, local_rows][:, :, cols].reshape(len(offsets), -1).T
+        if dy == 0:  # the reference itself ranks first, ties at distance 0 (flat areas) or not
+            distance[:, radius] = OWN
         target = ((rows[:, None] + dy) * grid_width + cols[None, :]).reshape(-1, 1) + offsets[None, :]
         best, order = torch.cat([best, distance], dim=1).topk(k, dim=1, largest=False, sorted=True)
         best_index = torch.cat([best_index, target], dim=1).gather(1, order)

@@ -19,7 +19,7 @@ import torch
 
 from ..contact_sheet import contact_sheet
 from ..errors import InputImageError, SinfreeError
-from ..generate import GenerationSettings, generate_samples
+from ..generation import generate_samples
 from ..io.images import load_image, save_png
 from ..metrics.copying import copying_rate
 from ..metrics.layout import layout_distance, profile_distances, seam_ratio
@@ -27,6 +27,7 @@ from ..metrics.lpips import load_lpips, lpips_diversity
 from ..metrics.niqe import niqe
 from ..metrics.patch_statistics import nearest_patch_distance, pixel_diversity, sliced_wasserstein
 from ..metrics.sifid import load_inception_stem, sifid_many
+from ..settings import GenerationSettings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 METRICS = ("sifid", "lpips_diversity", "pixel_diversity", "niqe", "swd", "nn_dist", "copying_rate", "layout", "row_profile", "seams")

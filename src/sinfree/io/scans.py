@@ -29,6 +29,12 @@ from ..errors import InputImageError, SinfreeError
 from .images import PNG_SIGNATURE, read_image_file, save_png, write_atomically
 
 DERIVED_SUFFIX = "sinfree enhanced"
+# A derived DICOM series per role: (SeriesNumber offset, SeriesDescription suffix). The original's SeriesNumber
+# plus the offset keeps the link to the source visible (series 3 -> 1003 and 2003) and sorts the derived series
+# after the acquired ones in viewers' series lists; the result and its uncertainty never share a number or a
+# description, so that a viewer or PACS does not show them as one series.
+SERIES_ROLES = {"result": (1000, DERIVED_SUFFIX), "uncertainty": (2000, "sinfree uncertainty")}
+MAX_SERIES_NUMBER = 2**31 - 1  # DICOM IS: a signed 32-bit integer
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
@@ -383,21 +389,25 @@ def _dtype_range(dtype: np.dtype) -> tuple[float, float]:
 
 
 def write_scan(
-    scan: Scan, data: np.ndarray, path: str | os.PathLike, *, description: str = "", clip: bool = False
+    scan: Scan, data: np.ndarray, path: str | os.PathLike, *, description: str = "", clip: bool = False, series: str = "result"
 ) -> Path:
     """Write ``data`` (same shape as ``scan.data``, physical units) to ``path`` in the scan's format, atomically.
 
-    DICOM: a new derived object (new UIDs, DERIVED\\SECONDARY, ``description`` in DerivationDescription).
+    DICOM: a new derived object in a new series (new SOP and series UIDs, DERIVED\\SECONDARY, ``description`` in
+    DerivationDescription); ``series`` ("result" or "uncertainty", ``SERIES_ROLES``) sets its SeriesNumber (the
+    original's + 1000 or + 2000) and SeriesDescription suffix ("sinfree enhanced" or "sinfree uncertainty").
     Values the output cannot hold raise ScanWriteError, unless ``clip`` (then they are clipped and, for
     DICOM, the count is recorded). The input file is never written.
     """
     path = Path(path)
+    if series not in SERIES_ROLES:
+        raise ScanWriteError(f"unknown series role {series!r}; choose one of {', '.join(SERIES_ROLES)}")
     data = _check_data(scan, data)
     _refuse_source(scan, path)
     if path.is_dir():
         raise ScanWriteError(f"{path}: is a directory; give an output file name")
     if scan.kind == "dicom":
-        write_atomically(path, _dicom_bytes(scan, data, description, clip))
+        write_atomically(path, _dicom_bytes(scan, data, description, clip, series))
     elif scan.kind == "nifti":
         write_atomically(path, _nifti_bytes(scan, data, path, clip))
     elif scan.kind == "image":
@@ -458,7 +468,7 @@ def _range_text(scan: Scan) -> str:
 # ---- DICOM
 
 
-def _dicom_bytes(scan: Scan, data: np.ndarray, description: str, clip: bool) -> bytes:
+def _dicom_bytes(scan: Scan, data: np.ndarray, description: str, clip: bool, series: str = "result") -> bytes:
     ds = copy.deepcopy(scan.meta)
     slope, intercept, _ = _dicom_rescale(ds, scan.source)
     stored, clipped = _to_stored(data, _dicom_dtype(ds), slope, intercept, _stored_range(ds), clip, scan)
@@ -466,7 +476,7 @@ def _dicom_bytes(scan: Scan, data: np.ndarray, description: str, clip: bool) -> 
     note = description.strip() or "enhanced"
     if clipped:
         note += f"; {clipped} of {stored.size} values clipped to {_range_text(scan)}"
-    _mark_derived(ds, scan.meta, f"sinfree: {note}")
+    _mark_derived(ds, scan.meta, f"sinfree: {note}", series)
     buffer = io.BytesIO()
     try:
         ds.save_as(buffer, enforce_file_format=True)
@@ -503,7 +513,7 @@ def _set_pixels(ds, stored: np.ndarray) -> None:
             del ds[keyword]
 
 
-def _mark_derived(ds, original, derivation: str) -> None:
+def _mark_derived(ds, original, derivation: str, series: str = "result") -> None:
     from pydicom.dataset import Dataset
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, generate_uid
 
@@ -517,13 +527,24 @@ def _mark_derived(ds, original, derivation: str) -> None:
     if "SOPClassUID" in ds:
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.ImageType = ["DERIVED", "SECONDARY", *list(_values(original.get("ImageType")))[2:]]
-    ds.SeriesDescription = _suffixed(str(original.get("SeriesDescription", "")), DERIVED_SUFFIX, 64)
+    offset, suffix = SERIES_ROLES[series]
+    ds.SeriesNumber = _derived_series_number(original, offset)
+    ds.SeriesDescription = _suffixed(str(original.get("SeriesDescription", "")), suffix, 64)
     ds.DerivationDescription = derivation[:1024]
     if "SOPClassUID" in original and "SOPInstanceUID" in original:
         source = Dataset()
         source.ReferencedSOPClassUID = original.SOPClassUID
         source.ReferencedSOPInstanceUID = original.SOPInstanceUID
         ds.SourceImageSequence = [source]
+
+
+def _derived_series_number(original, offset: int) -> int:
+    """The original's SeriesNumber + ``offset``; ``offset`` alone when it has none (or an unusable one)."""
+    try:
+        number = int(original.get("SeriesNumber"))
+    except (TypeError, ValueError):
+        return offset
+    return number + offset if 0 <= number <= MAX_SERIES_NUMBER - offset else offset
 
 
 def _values(value) -> list:

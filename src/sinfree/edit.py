@@ -1,4 +1,4 @@
-"""The seam between the sampler and the editing applications (DESIGN.md §1, "Applications").
+"""The hooks through which the editing applications (``sinfree.editing``) change the coarse-to-fine sampler.
 
 Each application is a small variation of the one coarse-to-fine sampler: which image's patches
 the denoiser uses at a scale, where a scale starts (noise, a fixed image, an inverted one) and how
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..denoiser_wrapper import WrappedDenoiser  # noqa: F401  (re-exported: the edits' wrapper)
-from ..schedule import FlowSchedule
+from .schedule import FlowSchedule
 
 
 class Edit:

@@ -1,0 +1,5 @@
+"""``python -m sinfree.cli``: the ``sinfree`` command."""
+
+from . import main
+
+main()

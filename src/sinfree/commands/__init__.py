@@ -1,1 +1,0 @@
-"""``sinfree`` subcommands kept in their own modules; each has ``register(app)``."""
