@@ -149,7 +149,7 @@ def test_cli_generates_in_the_latent_space(tmp_path, astronaut):
     assert settings["latent"]["name"] == "pca" and settings["latent"]["factor"] == 8 and settings["patch_size"] == 7
     failed = run_cli("generate", str(source), "-o", str(tmp_path / "bad"), "--latent", "vae:" + str(tmp_path / "nothing"))
     assert failed.returncode == 1 and len(failed.stderr.strip().splitlines()) == 1
-    assert "no VAE at" in failed.stderr and "huggingface-cli download black-forest-labs/FLUX.1-dev" in failed.stderr
+    assert "no VAE at" in failed.stderr and "hf download black-forest-labs/FLUX.1-dev" in failed.stderr
 
 
 def test_import_does_not_need_diffusers():
@@ -230,7 +230,7 @@ def test_vae_generation_end_to_end(vae_folder, astronaut):
 
 
 def test_missing_or_invalid_vae_is_one_clear_error(tmp_path, vae_folder):
-    with pytest.raises(MissingModelError, match=r"no VAE at .*huggingface-cli download black-forest-labs/FLUX.1-dev"):
+    with pytest.raises(MissingModelError, match=r"no VAE at .*hf download black-forest-labs/FLUX.1-dev"):
         VAECodec(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "config.json").write_text("{}")

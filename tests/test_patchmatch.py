@@ -447,3 +447,24 @@ def test_grid_convolutions_equal_full_ones_at_the_query_grid(shape, stride):
     full[:, torch.from_numpy(rows)[:, None], torch.from_numpy(cols)[None, :]] = maps
     expected = F.conv_transpose2d(full[None], filters)[0]
     assert torch.allclose(grid_fold(maps, filters, rows, cols, shape), expected, atol=1e-4)
+
+
+def test_first_compilation_is_announced(monkeypatch, caplog, tmp_path):
+    """Kernels numba has not cached yet are announced on the sinfree logger (once); an empty cache folder says so."""
+    import logging
+    import subprocess
+    import sys
+
+    from sinfree.backends import patchmatch, patchmatch_kernels
+
+    code = "from sinfree.backends import patchmatch_kernels as k; print(k.cached_on_disk())"
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert fresh.stdout.strip() == "False", fresh.stderr
+    monkeypatch.setattr(patchmatch, "_ANNOUNCED", False)
+    monkeypatch.setattr(patchmatch_kernels, "cached_on_disk", lambda: False)
+    with caplog.at_level(logging.INFO, logger="sinfree"):
+        patchmatch._kernels()
+        patchmatch._kernels()
+    assert [r.getMessage() for r in caplog.records].count(caplog.records[0].getMessage()) == 1
+    assert "compiling the PatchMatch kernels" in caplog.records[0].getMessage()

@@ -151,7 +151,7 @@ def test_single_scale_and_empty_prompt(guide):
 
 
 def test_missing_model_errors_say_what_to_download(tmp_path):
-    with pytest.raises(MissingModelError, match="huggingface-cli download openai/clip-vit-base-patch32 --local-dir") as caught:
+    with pytest.raises(MissingModelError, match="hf download openai/clip-vit-base-patch32 --local-dir") as caught:
         load_clip(tmp_path)  # a folder without the files
     assert isinstance(caught.value, SinfreeError) and "\n" not in str(caught.value)
 
@@ -164,7 +164,7 @@ def test_cli_missing_model_is_one_clean_line(tmp_path, content):
     result = run_cli("style", str(source), "--prompt", PROMPT, "-q", "-o", str(tmp_path), env=offline)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and "Traceback" not in result.stderr and len(lines) == 1, result.stderr
-    assert "huggingface-cli download openai/clip-vit-base-patch32" in lines[0] and str(cache) in lines[0]
+    assert "hf download openai/clip-vit-base-patch32" in lines[0] and str(cache) in lines[0]
 
 
 def test_cli_end_to_end_writes_the_prompt(tmp_path, tiny_clip, content):

@@ -15,6 +15,8 @@ reference).
 
 from __future__ import annotations
 
+import logging
+
 import math
 import time
 import zlib
@@ -32,6 +34,8 @@ SPARSE_TAIL = 0.25  # tail samples computed by the kernel, for the kept pairs on
 PCA_POINTS = 2048  # random reference patches whose covariance gives the search subspace
 REFRESH = 32  # incremental distances restart with a full sum every REFRESH columns (bounds fp32 drift)
 BAND_ROWS = 8  # query-grid rows per PatchMatch band (bands run in parallel; fixed, so results do not depend on threads)
+
+logger = logging.getLogger("sinfree")
 
 
 class PatchMatchDenoiser:
@@ -419,10 +423,20 @@ def _regrid_field(cand, old_rows, old_cols, rows, cols, position_shape, seed: in
 
 
 def _kernels():
-    """The numba kernels, imported on first use (importing numba takes a second or two)."""
+    """The numba kernels, imported on first use (importing numba takes a second or two). Where numba has not
+    cached them on disk yet (a first run, or a new numba), their compilation (a minute or so) is announced
+    on the ``sinfree`` logger; later runs load them from the cache in about a second."""
     from . import patchmatch_kernels
 
+    global _ANNOUNCED
+    if not _ANNOUNCED:
+        _ANNOUNCED = True
+        if not patchmatch_kernels.cached_on_disk():
+            logger.warning("compiling the PatchMatch kernels for this machine (once, about a minute; cached on disk for later runs)")
     return patchmatch_kernels
+
+
+_ANNOUNCED = False
 
 
 def _rows_layout(image: torch.Tensor) -> np.ndarray:

@@ -14,6 +14,8 @@ depends on the seed only, not on the number of threads or the order of the work.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from numba import njit, prange
 
@@ -610,3 +612,13 @@ def fold_weighted(source, source_wp, positions, weights, counts, rows, cols, row
                 for t in range(row_length):
                     row_sum[qc0 + t] += g * window_row[t] * patch_row[t]
         out[y] += row_sum
+
+
+def cached_on_disk() -> bool:
+    """Whether numba has every cached (``cache=True``) kernel of this module on disk, for this Python and
+    numba: its index files exist (numba's FunctionCache; True where that cannot be told)."""
+    caches = [getattr(value, "_cache", None) for value in globals().values() if hasattr(value, "py_func")]
+    try:
+        return all(Path(cache._cache_file._index_path).exists() for cache in caches if hasattr(cache, "_cache_file"))
+    except AttributeError:
+        return True

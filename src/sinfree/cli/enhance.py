@@ -95,7 +95,7 @@ def enhance(
     Path(outdir).mkdir(parents=True, exist_ok=True)
     written = [write_clipped(target, result.mean, output, description, stderr)]
     if result.std is not None:
-        written.append(write_clipped(target, result.std, uncertainty_path(output), description + "; per-pixel std", stderr))
+        written.append(write_clipped(target, result.std, uncertainty_path(output), description + "; per-pixel std", stderr, "uncertainty"))
     for path in written:
         typer.echo(str(path))
     settings = result.settings
@@ -124,7 +124,7 @@ class LazyBar:
             self.progress.stop()
 
 
-def write_clipped(scan, data, path: Path, description: str, stderr) -> Path:
+def write_clipped(scan, data, path: Path, description: str, stderr, series: str = "result") -> Path:
     """Write ``data``; values the format cannot hold are clipped and said so on stderr (never silently)."""
     import numpy as np
 
@@ -134,7 +134,7 @@ def write_clipped(scan, data, path: Path, description: str, stderr) -> Path:
     outside = int(np.count_nonzero((data < low) | (data > high)))
     if outside:
         stderr.print(f"{path.name}: {outside} of {data.size} values outside the format's range [{low:g}, {high:g}] were clipped")
-    return write_scan(scan, data, path, description=description, clip=bool(outside))
+    return write_scan(scan, data, path, description=description, clip=bool(outside), series=series)
 
 
 def describe_run(settings: dict) -> str:

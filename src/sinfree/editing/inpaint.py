@@ -24,7 +24,6 @@ coarse layout and takes on the image's textures.
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..backends import AUTO, CHEAP_EXACT_FLOPS, IMAGE_BACKENDS, IVFBackend, PatchBackend, backend_class_for
+from ..backends import AUTO, CHEAP_EXACT_FLOPS, PatchBackend, choose_backend
 from ..denoiser_wrapper import WrappedDenoiser
 from ..edit import Edit
 from ..errors import InputImageError, SinfreeError
@@ -152,21 +151,12 @@ def masked_patches(reference: torch.Tensor, unknown: torch.Tensor, patch_size: i
 
 
 def masked_backend(name: str, options: dict, num_queries: int, num_patches: int, dim: int) -> tuple[str, dict]:
-    """The patch backend of one masked scale: ``name`` itself, or for ``auto`` what ``resolve_backend``
-    picks with ``ivf`` as the fast backend (exact where a call costs at most CHEAP_EXACT_FLOPS): the default
-    fast backend, ``patchmatch``, searches the whole reference image and takes no patch mask. Options ivf
-    does not take (patchmatch's ``tail``, ``passes``) are dropped."""
-    if name in IMAGE_BACKENDS:
-        raise SinfreeError(
-            f"backend {name!r} searches the whole image and cannot leave the masked patches out; use auto, exact or ivf"
-        )
-    backend_class_for(name)  # unknown names: the usual error listing the choices
-    if name != AUTO:
-        return name, dict(options)
-    if PatchBackend.flops(num_queries, num_patches, dim) <= CHEAP_EXACT_FLOPS:
-        return "exact", {}
-    accepted = inspect.signature(IVFBackend.__init__).parameters
-    return "ivf", {key: value for key, value in options.items() if key in accepted}
+    """The patch backend of one masked scale (``choose_backend`` with ``masked``): exact where a call costs at
+    most CHEAP_EXACT_FLOPS, else ivf, which takes a patch set with the masked patches left out."""
+    try:
+        return choose_backend(name, options, PatchBackend.flops(num_queries, num_patches, dim), masked=True, exact_flops=CHEAP_EXACT_FLOPS)
+    except ValueError as error:
+        raise SinfreeError(str(error)) from None
 
 
 class MaskedImageDenoiser(ImageDenoiser):

@@ -80,13 +80,13 @@ def missing_clip_message(path: str | os.PathLike | None, reason: str = "") -> st
     why = f" ({reason})" if reason else ""
     if path is not None:
         return (
-            f"no CLIP model in {path}{why}: download it with `huggingface-cli download {DEFAULT_CLIP} --local-dir {path}` "
-            "on a machine with internet access, then pass --clip with that folder"
+            f"no CLIP model in {path}{why}: download it with `hf download {DEFAULT_CLIP} --local-dir {path}` "
+            "on a machine with internet access, then pass that folder as the CLIP path (--clip DIR, or clip=DIR in Python)"
         )
     cache = hf_cache_dir()
     return (
         f"CLIP ViT-B/32 ({DEFAULT_CLIP}) is not in the Hugging Face cache ({cache}){why}: download it with "
-        f"`huggingface-cli download {DEFAULT_CLIP}` (into that cache), or with `--local-dir DIR` and pass --clip DIR"
+        f"`hf download {DEFAULT_CLIP}` (into that cache), or with `--local-dir DIR` and pass that folder (--clip DIR)"
     )
 
 

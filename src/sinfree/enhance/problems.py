@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..backends import AUTO, CHEAP_EXACT_FLOPS, IMAGE_BACKENDS
+from ..backends import AUTO, CHEAP_EXACT_FLOPS, IMAGE_BACKENDS, choose_backend
 from ..backends.base import PatchBackend
 from ..image_denoiser import ImageDenoiser, make_image_denoiser
 from ..patches import all_patches
@@ -142,9 +142,8 @@ def choose_prior(settings: dict, plane: tuple[int, int], channels: int) -> tuple
         return "self", 0
     if needs_self:
         first = 1
-    if backend != AUTO:
-        return backend, first
-    return ("exact" if cost / (4 if needs_self else 1) <= CHEAP_EXACT_FLOPS else "patchmatch"), first
+    chosen, _ = choose_backend(backend, {}, cost / (4 if needs_self else 1), exact_flops=CHEAP_EXACT_FLOPS)
+    return chosen, first
 
 
 def build_denoiser(problem: Problem, settings: dict):

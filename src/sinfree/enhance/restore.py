@@ -233,7 +233,7 @@ def _check(data, task, noise, samples, steps, patch_size, scale, mask, colour, b
     if noise not in noise_models.NOISE_MODELS:
         raise SinfreeError(f"unknown noise model {noise!r}; choose one of {', '.join(noise_models.NOISE_MODELS)}")
     if noise != "gaussian" and task != "denoise":
-        raise SinfreeError(f"the {noise} noise model is for --task denoise; {task} assumes Gaussian noise")
+        raise SinfreeError(f"the {noise} noise model is for the denoise task; {task} assumes Gaussian noise")
     if samples < 1 or (steps is not None and steps < 1) or (patch_size is not None and patch_size < 1):
         raise SinfreeError(f"samples, steps and patch size must be >= 1, got {samples}, {steps}, {patch_size}")
     if task == "superres" and (int(scale) != scale or scale < 2):
@@ -301,7 +301,7 @@ def _resolve_blur(task: str, blur, unit_items: np.ndarray, sigma_n: float) -> fl
     if blur is None or blur == "auto":
         width = estimate_blur(unit_items[len(unit_items) // 2].mean(axis=0), sigma_n)
         if width < 0.3:
-            raise SinfreeError(f"no blur found in the input (estimated width {width:.2f} px); give --blur")
+            raise SinfreeError(f"no blur found in the input (estimated width {width:.2f} px); give the blur width")
         return width
     try:
         width = float(blur)

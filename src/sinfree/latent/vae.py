@@ -22,7 +22,7 @@ from .codec import Codec, Shape, pad_to_multiple
 
 WEIGHT_PATTERNS = ("diffusion_pytorch_model*.safetensors", "diffusion_pytorch_model*.bin")
 DOWNLOAD_HINT = (
-    'get the FLUX.1 VAE with `huggingface-cli download black-forest-labs/FLUX.1-dev --include "vae/*" --local-dir DIR` '
+    'get the FLUX.1 VAE with `hf download black-forest-labs/FLUX.1-dev --include "vae/*" --local-dir DIR` '
     "(a gated model: accept its licence on huggingface.co and log in first), then use vae:DIR"
 )
 ACTIVATION_COPIES = 4  # live tensors of a resnet block at its widest: input, normalised, convolved, the sum
