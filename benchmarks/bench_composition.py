@@ -52,8 +52,13 @@ CONFIGS = {
 }
 METRICS = ("sifid", "swd", "copying_rate", "lpips_diversity", "layout", "row_profile", "seams")
 # Issue 18's targets for the default against the old default: (metric, bound as a factor of the old, or absolute)
-TARGETS = (("sifid", "<=", 0.5, "ratio"), ("swd", "<=", 0.5, "ratio"), ("layout", "<=", 1 / 3, "ratio"),
-           ("copying_rate", "<=", 1.0, "ratio"), ("lpips_diversity", ">=", 0.40, "absolute"))
+TARGETS = (
+    ("sifid", "<=", 0.5, "ratio"),
+    ("swd", "<=", 0.5, "ratio"),
+    ("layout", "<=", 1 / 3, "ratio"),
+    ("copying_rate", "<=", 1.0, "ratio"),
+    ("lpips_diversity", ">=", 0.40, "absolute"),
+)
 
 
 def run_config(name: str, files: list[Path], outdir: Path, samples: int, metrics: tuple[str, ...]):
@@ -61,8 +66,15 @@ def run_config(name: str, files: list[Path], outdir: Path, samples: int, metrics
     if (folder / "results.json").exists():
         return load_run(folder)
     print(f"{name}: generating and evaluating {len(files)} images x {samples} samples", file=sys.stderr, flush=True)
-    run = evaluate(files, settings=CONFIGS[name], num_samples=samples, save_samples_to=folder / "samples", label=name,
-                   metrics=metrics, on_image=lambda i, stem, stage: print(f"  {stem}: {stage}", file=sys.stderr, flush=True))
+    run = evaluate(
+        files,
+        settings=CONFIGS[name],
+        num_samples=samples,
+        save_samples_to=folder / "samples",
+        label=name,
+        metrics=metrics,
+        on_image=lambda i, stem, stage: print(f"  {stem}: {stage}", file=sys.stderr, flush=True),
+    )
     write_report(run, folder, command=f"python benchmarks/bench_composition.py --configs {name} --samples {samples}")
     return run
 
@@ -74,7 +86,11 @@ def summary(runs: dict, metrics: tuple[str, ...]) -> list[str]:
     for name, run in runs.items():
         mean = run.mean()
         cells = [f"{mean[m]:.4g} ({mean[m] / base[m]:.2f})" if base[m] else f"{mean[m]:.4g}" for m in metrics]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean['seconds_per_sample']:.2f} ({mean['seconds_per_sample'] / base['seconds_per_sample']:.2f}) |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {mean['seconds_per_sample']:.2f} ({mean['seconds_per_sample'] / base['seconds_per_sample']:.2f}) |"
+        )
     if "default" in runs:
         new = runs["default"].mean()
         lines += ["", "Targets for the default (issue 18):", ""]
@@ -121,16 +137,28 @@ def main() -> None:
     configs = ["paper", *(name for name in args.configs if name != "paper")]
     metrics = tuple(args.metrics)
     runs = {name: run_config(name, files, args.outdir, args.samples, metrics) for name in configs}
-    lines = ["# Composition: default preset against the paper's setting and each lever", "",
-             f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.processor() or platform.machine()}, "
-             f"{torch.get_num_threads()} threads; {len(files)} images x {args.samples} samples; "
-             "each figure's ratio to \"paper\" in brackets. s / sample was measured while other work shared the "
-             "cores: compare speed with `python benchmarks/bench_timing.py --presets`.", "",
-             "```bash", "python benchmarks/bench_composition.py " + " ".join(sys.argv[1:]), "```", "", *summary(runs, metrics)]
+    lines = [
+        "# Composition: default preset against the paper's setting and each lever",
+        "",
+        f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads; {len(files)} images x {args.samples} samples; "
+        'each figure\'s ratio to "paper" in brackets. s / sample was measured while other work shared the '
+        "cores: compare speed with `python benchmarks/bench_timing.py --presets`.",
+        "",
+        "```bash",
+        "python benchmarks/bench_composition.py " + " ".join(sys.argv[1:]),
+        "```",
+        "",
+        *summary(runs, metrics),
+    ]
     if "default" in runs:
         old_vs_new(files, args.outdir, args.docs / "composition_old_vs_new.jpg")
-        lines += ["", "Each input, then three samples of the paper's setting and the same seeds of the default:", "",
-                  "![paper vs default](composition_old_vs_new.jpg)"]
+        lines += [
+            "",
+            "Each input, then three samples of the paper's setting and the same seeds of the default:",
+            "",
+            "![paper vs default](composition_old_vs_new.jpg)",
+        ]
     text = "\n".join(lines) + "\n"
     write_atomically(args.docs / "composition.md", text.encode())
     print(text)

@@ -58,7 +58,10 @@ def run(image: Path, size, rectify, seeds: int, latent: str, rho: float = 0.2) -
     seconds = time.perf_counter() - started
     # patch metrics on the central 1024^2 crop: all 7 x 7 patches of a 4096^2 output would take ~10 GB
     samples = [centre_crop(to_tensor(s), METRIC_CROP_SIDE) for s in result.samples]
-    mean = lambda values: sum(values) / len(values)
+
+    def mean(values):
+        return sum(values) / len(values)
+
     return {
         "trace": trace,
         "seconds": seconds,

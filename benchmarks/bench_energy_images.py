@@ -31,9 +31,10 @@ def main() -> None:
     images = sorted(BENCHMARK_DIR.glob("*.png")) if not args.images else [BENCHMARK_DIR / f"{stem}.png" for stem in args.images]
     configs = [(rho, size, rectify) for rho in args.rhos for size, rectify in
                [(None, None), ((args.size, args.size), None), ((args.size, args.size), args.rectify)]]  # fmt: skip
-    label = lambda rho, size, rectify: (
-        f"rho {rho} {'input' if size is None else f'{size[0]}^2'} {'rectified' if rectify else 'plain'}"
-    )
+
+    def label(rho, size, rectify):
+        return f"rho {rho} {'input' if size is None else f'{size[0]}^2'} {'rectified' if rectify else 'plain'}"
+
     print(f"{len(images)} images, latent pca, {args.seeds} seed(s); columns: " + " ".join(FIGURES), flush=True)
     table: dict[tuple, list[list[float]]] = {config: [] for config in configs}
     for image in images:

@@ -154,7 +154,14 @@ def run_child(side: int, config: str, image_name: str, timeout: float) -> dict:
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"side": side, "config": config, "measured": False, "timed_out": True, "seconds": timeout, "load_after": os.getloadavg()[0]}
+        return {
+            "side": side,
+            "config": config,
+            "measured": False,
+            "timed_out": True,
+            "seconds": timeout,
+            "load_after": os.getloadavg()[0],
+        }
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
@@ -222,7 +229,11 @@ def main() -> None:
             if config in chained:  # a predicted entry before: keep predicting from it
                 last_side, last_time = chained[config]
                 measured = history[config]
-                growth = 4.0 if len(measured) < 2 else max(4.0, (measured[-1][1] / measured[-2][1]) ** (1.0 / math.log2(measured[-1][0] / measured[-2][0])))
+                growth = (
+                    4.0
+                    if len(measured) < 2
+                    else max(4.0, (measured[-1][1] / measured[-2][1]) ** (1.0 / math.log2(measured[-1][0] / measured[-2][0])))
+                )
                 predicted = last_time * growth ** math.log2(side / last_side)
             else:
                 predicted = predict(history[config], side)
@@ -240,8 +251,10 @@ def main() -> None:
             print(f"  {side:5d}^2 {config:6s} {cell(entry)}", flush=True)
 
     lines.append("")
-    lines.append("seconds per sample (wall; cpu = process CPU s; load = 1-min load average before); peak RSS increase (plan's estimate); "
-                 "SWD to the input (<= 512 px copies); HF = high-frequency energy ratio sample / input; ~ predicted")
+    lines.append(
+        "seconds per sample (wall; cpu = process CPU s; load = 1-min load average before); peak RSS increase (plan's estimate); "
+        "SWD to the input (<= 512 px copies); HF = high-frequency energy ratio sample / input; ~ predicted"
+    )
     for side in sorted(args.sides):
         for config in args.configs:
             entry = next(e for e in table if e["side"] == side and e["config"] == config)

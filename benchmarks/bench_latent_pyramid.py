@@ -73,7 +73,9 @@ def main() -> None:
         reference, _ = load_image(path)
         for label, block, mode in runs:
             table[label].append(scores(latent_samples(reference, block, mode, args.seeds), reference))
-            per_image.append(f"{path.stem} {label}: SWD {table[label][-1][0]:.4f} NN {table[label][-1][1]:.4f} div {table[label][-1][2]:.3f}")
+            per_image.append(
+                f"{path.stem} {label}: SWD {table[label][-1][0]:.4f} NN {table[label][-1][1]:.4f} div {table[label][-1][2]:.3f}"
+            )
             print(per_image[-1], flush=True)
         cached = cached_pixel_samples(path.stem, args.seeds)
         if len(cached) >= 2:

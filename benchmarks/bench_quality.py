@@ -162,7 +162,8 @@ def main() -> None:
             else:
                 rows[spec][image.stem] = image_figures(image, spec, args.seeds, args.cache)
             print(
-                f"  {spec:24s} {image.stem:18s} " + " ".join(f"{k} {v:.4g}" for k, v in rows[spec][image.stem].items() if not k.endswith("_se")),
+                f"  {spec:24s} {image.stem:18s} "
+                + " ".join(f"{k} {v:.4g}" for k, v in rows[spec][image.stem].items() if not k.endswith("_se")),
                 flush=True,
             )
     means = summarise(rows, args.backends)

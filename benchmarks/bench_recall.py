@@ -54,7 +54,9 @@ def main() -> None:
             found.append(best <= nearest * (1 + 1e-6) + 1e-9)
             excess.append((best - nearest) / nearest.clamp_min(1e-9))
         found, excess = torch.cat(found), torch.cat(excess)
-        print(f"  t = {t:2d}, a_t = {alpha:.3f}: found {float(found.double().mean()):.3f}, median excess {float(excess.median()):.4f}")
+        print(
+            f"  t = {t:2d}, a_t = {alpha:.3f}: found {float(found.double().mean()):.3f}, median excess {float(excess.median()):.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -76,8 +76,10 @@ def compare_presets(rows: list, repeats: int = 3) -> None:
         for _ in range(repeats):
             for preset in best:
                 best[preset] = min(best[preset], time_one_sample(image, AUTO, preset))
-        print(f"  {label:28s} paper {best['paper']:7.2f} s  default {best['default']:7.2f} s  ratio {best['default'] / best['paper']:.2f}",
-              flush=True)
+        print(
+            f"  {label:28s} paper {best['paper']:7.2f} s  default {best['default']:7.2f} s  ratio {best['default'] / best['paper']:.2f}",
+            flush=True,
+        )
 
 
 def main() -> None:

@@ -62,7 +62,9 @@ def images() -> list[tuple[str, np.ndarray]]:
     for name in PHOTOS:
         photo = Image.fromarray(getattr(skimage.data, name)())
         scale = 250 / max(photo.size)
-        found.append((name, np.asarray(photo.resize((round(photo.size[0] * scale), round(photo.size[1] * scale)), Image.LANCZOS))))
+        found.append(
+            (name, np.asarray(photo.resize((round(photo.size[0] * scale), round(photo.size[1] * scale)), Image.LANCZOS)))
+        )
     return found
 
 
@@ -74,14 +76,16 @@ def figures(settings, inputs: list[tuple[str, np.ndarray]], seeds: int) -> dict[
         result = generate_samples(array, settings, num_samples=seeds, seed=0)
         seconds = (time.perf_counter() - started) / seeds
         samples = [load_image(sample)[0] for sample in result.samples]
-        rows.append({
-            "swd": np.mean([sliced_wasserstein(s, reference) for s in samples]),
-            "layout": np.mean([layout_distance(s, reference) for s in samples]),
-            "copying": np.nanmean([copying_rate(s, reference) for s in samples]),
-            "pixel_div": pixel_diversity(samples, reference),
-            "lpips_div": lpips_diversity(samples),
-            "s/sample": seconds,
-        })
+        rows.append(
+            {
+                "swd": np.mean([sliced_wasserstein(s, reference) for s in samples]),
+                "layout": np.mean([layout_distance(s, reference) for s in samples]),
+                "copying": np.nanmean([copying_rate(s, reference) for s in samples]),
+                "pixel_div": pixel_diversity(samples, reference),
+                "lpips_div": lpips_diversity(samples),
+                "s/sample": seconds,
+            }
+        )
     return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
 
 

@@ -16,6 +16,7 @@ patches" claim (issue 19). Each of its three criteria rejects a kind of fake tha
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,8 +39,6 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """``python -m sinfree.cli ARGS`` in a subprocess, its output captured as text; ``env``: variables added
     to this process's environment."""
-    import os
-
     return subprocess.run(
         [sys.executable, "-m", "sinfree.cli", *args],
         check=False,
@@ -60,12 +59,6 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 def noisy(image: torch.Tensor, alpha: float, sigma: float, seed: int = 0) -> torch.Tensor:
     """``alpha * image + sigma * z`` with z standard normal drawn from ``seed``: x_t of the flow at (alpha, sigma)."""
     return alpha * image + sigma * torch.randn(image.shape, generator=torch.Generator().manual_seed(seed))
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """dB on the [0, 1] scale of [-1, 1] images."""
-    mse = ((a.double() - b.double()) / 2).square().mean().item()
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
 
 def _as_tensor(image) -> torch.Tensor:

@@ -76,7 +76,17 @@ def test_cli_matches_the_api(input_png, tmp_path, small_rgb):
 
 def test_ivf_backend_from_the_cli(input_png, tmp_path):
     result = run_cli(
-        "generate", str(input_png), "-o", str(tmp_path / "out"), "--backend", "ivf", "--backend-option", "nprobe=3", "--backend-option", "k=4", *FAST
+        "generate",
+        str(input_png),
+        "-o",
+        str(tmp_path / "out"),
+        "--backend",
+        "ivf",
+        "--backend-option",
+        "nprobe=3",
+        "--backend-option",
+        "k=4",
+        *FAST,
     )
     assert result.returncode == 0, result.stderr
     settings = read_png_settings(tmp_path / "out" / "in_seed0.png")
@@ -220,16 +230,36 @@ def test_presets_and_the_composition_options(input_png, tmp_path):
     default = run_cli("generate", str(input_png), "-o", str(tmp_path / "default"), "-P", "7", "-T", "3", "-q")
     assert default.returncode == 0, default.stderr
     settings = read_png_settings(tmp_path / "default" / "in_seed0.png")
-    assert settings["layout_guidance"] == 0.7 and settings["variation"] == 1.0 and settings["num_scales"] == 2  # 40 x 48: coarsest 20 x 24, >= 2 P
+    assert (
+        settings["layout_guidance"] == 0.7 and settings["variation"] == 1.0 and settings["num_scales"] == 2
+    )  # 40 x 48: coarsest 20 x 24, >= 2 P
     paper = run_cli("generate", str(input_png), "-o", str(tmp_path / "paper"), "--preset", "paper", "-P", "7", "-S", "2", "-q")
     assert paper.returncode == 0, paper.stderr
     settings = read_png_settings(tmp_path / "paper" / "in_seed0.png")
     assert (settings["layout_guidance"], settings["rho"], settings["steps"], settings["num_scales"]) == (0.0, 0.2, 10, 2)
-    tuned = run_cli("generate", str(input_png), "-o", str(tmp_path / "tuned"), "--variation", "0.9", "--completeness", "0.5",
-                    "--start-blur", "2", "--layout-guidance", "0.5", *FAST)
+    tuned = run_cli(
+        "generate",
+        str(input_png),
+        "-o",
+        str(tmp_path / "tuned"),
+        "--variation",
+        "0.9",
+        "--completeness",
+        "0.5",
+        "--start-blur",
+        "2",
+        "--layout-guidance",
+        "0.5",
+        *FAST,
+    )
     assert tuned.returncode == 0, tuned.stderr
     settings = read_png_settings(tmp_path / "tuned" / "in_seed0.png")
-    assert (settings["variation"], settings["completeness"], settings["start_blur"], settings["layout_guidance"]) == (0.9, 0.5, 2.0, 0.5)
+    assert (settings["variation"], settings["completeness"], settings["start_blur"], settings["layout_guidance"]) == (
+        0.9,
+        0.5,
+        2.0,
+        0.5,
+    )
     assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "bad"), "--variation", "0", *FAST), "variation")
     assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "bad"), "--preset", "fast", *FAST), "preset")
     assert not (tmp_path / "bad").exists()
@@ -266,7 +296,9 @@ def test_version_and_help_do_not_import_torch():
 
 
 def test_importing_the_library_leaves_the_environment_alone():
-    code = "import os; before = dict(os.environ); import sinfree, sinfree.generation, sinfree.cli; assert dict(os.environ) == before"
+    code = (
+        "import os; before = dict(os.environ); import sinfree, sinfree.generation, sinfree.cli; assert dict(os.environ) == before"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
 
@@ -291,7 +323,13 @@ def test_every_subcommand_shares_the_common_options():
     group = get_command(app)
     for name, command in group.commands.items():
         flags = {opt: param.name for param in command.params for opt in getattr(param, "opts", [])}
-        for flag, meaning in (("-o", "outdir"), ("-n", "num_samples"), ("--seed", "seed"), ("--overwrite", "overwrite"), ("-q", "quiet")):
+        for flag, meaning in (
+            ("-o", "outdir"),
+            ("-n", "num_samples"),
+            ("--seed", "seed"),
+            ("--overwrite", "overwrite"),
+            ("-q", "quiet"),
+        ):
             assert flags.get(flag) == meaning, (name, flag)
         if name not in ("eval", "enhance"):
             for flag in ("--sheet", "--preset", "--backend-option", "-P", "-S", "-T", "--rho", "--max-memory-gb"):
@@ -312,7 +350,22 @@ def test_earlier_outputs_are_kept_unless_overwrite(input_png, tmp_path):
 
 
 def test_memory_refusal_names_flags_that_fit(input_png, tmp_path):
-    result = run_cli("generate", str(input_png), "-o", str(tmp_path / "out"), "-n", "4", "--backend", "exact", "--max-memory-gb", "0.0005", "-P", "7", "-S", "2")
+    result = run_cli(
+        "generate",
+        str(input_png),
+        "-o",
+        str(tmp_path / "out"),
+        "-n",
+        "4",
+        "--backend",
+        "exact",
+        "--max-memory-gb",
+        "0.0005",
+        "-P",
+        "7",
+        "-S",
+        "2",
+    )
     assert result.returncode == 1
     line = result.stderr.strip().splitlines()[-1]
     assert "needs about" in line and ("--stride" in line or "-n 1" in line or "none" in line or "no larger" in line), line
@@ -325,7 +378,23 @@ def test_interrupted_run_leaves_no_output_folder(input_png, tmp_path):
 
     outdir = tmp_path / "out"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sinfree.cli", "generate", str(input_png), "-o", str(outdir), "-P", "7", "-S", "2", "-T", "400", "-n", "3"],
+        [
+            sys.executable,
+            "-m",
+            "sinfree.cli",
+            "generate",
+            str(input_png),
+            "-o",
+            str(outdir),
+            "-P",
+            "7",
+            "-S",
+            "2",
+            "-T",
+            "400",
+            "-n",
+            "3",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -340,3 +409,22 @@ def test_interrupted_run_leaves_no_output_folder(input_png, tmp_path):
     assert process.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert not outdir.exists()
+
+
+def test_time_estimate_weighs_each_scale_by_its_cost():
+    """The bar's work is calls x the canvas's pixels: after the coarse scale's calls (a quarter of the fine
+    one's pixels) a two-scale run is a fifth done, not half."""
+    from rich.progress import Progress
+
+    from sinfree.cli.running import WeightedProgress
+    from sinfree.coarse_to_fine import Progress as Call
+
+    with Progress(disable=True) as bar:
+        progress = WeightedProgress(bar, [(40, 40), (20, 20)], steps=3, num_samples=1)
+        for done, (scale, step) in enumerate([(1, 3), (1, 2), (1, 1)], start=1):
+            progress(Call(0, scale, step, done, 6))
+        task = bar.tasks[0]
+        assert task.completed / task.total == pytest.approx(400 / 2000)
+        for done, step in enumerate([3, 2, 1], start=4):
+            progress(Call(0, 0, step, done, 6))
+        assert bar.tasks[0].completed == bar.tasks[0].total

@@ -103,6 +103,8 @@ def test_output_problems_are_refused_before_any_work(scans, tmp_path):
     from sinfree.io.images import save_png
 
     save_png(np.zeros((32, 32), np.uint8), black)
-    result = CliRunner().invoke(app, ["enhance", str(source), "--task", "inpaint", "-m", str(black), "-o", str(tmp_path / "o2"), *FAST])
+    result = CliRunner().invoke(
+        app, ["enhance", str(source), "--task", "inpaint", "-m", str(black), "-o", str(tmp_path / "o2"), *FAST]
+    )
     assert result.exit_code != 0 and "nothing to fill" in str(result.exception)
     assert not (tmp_path / "o2").exists()

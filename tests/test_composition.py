@@ -153,9 +153,11 @@ def test_match_profiles_is_a_projection_onto_the_targets_row_and_column_means():
     assert torch.allclose(matched.mean(dim=-2), target.mean(dim=-2), atol=1e-5)
     assert torch.allclose(match_profiles(matched, target, 1.0), matched, atol=1e-5)  # a projection: idempotent
     assert torch.equal(match_profiles(image, target, 0.0), image)
+
     # what the profiles do not see is left alone: the image minus its profiles is unchanged
     def residual(x):
         return x - x.mean(dim=-1, keepdim=True) - x.mean(dim=-2, keepdim=True) + x.mean(dim=(-2, -1), keepdim=True)
+
     assert torch.allclose(residual(matched), residual(image), atol=1e-5)
 
 
@@ -164,8 +166,10 @@ def test_layout_guidance_keeps_the_layout_from_pure_noise(scene):
     guided = generate_samples(scene, preset_settings(layout_guidance=1.0, **small), num_samples=3, seed=0)
     free = generate_samples(scene, preset_settings(layout_guidance=0.0, **small), num_samples=3, seed=0)
     reference = to_tensor(scene)
+
     def layout(result):
         return np.mean([layout_distance(to_tensor(s), reference) for s in result.samples])
+
     assert layout(guided) < 0.7 * layout(free) and guided.settings["layout_guidance"] == 1.0
     with pytest.raises(ValueError, match="layout_guidance"):
         GenerationSettings(layout_guidance=2.0).validate()

@@ -23,7 +23,10 @@ def test_copies_score_one(reference):
 
 def test_rate_falls_with_noise(reference):
     generator = torch.Generator().manual_seed(0)
-    rates = [copying_rate(reference + level * torch.randn(reference.shape, generator=generator), reference) for level in (0.0, 0.02, 0.3)]
+    rates = [
+        copying_rate(reference + level * torch.randn(reference.shape, generator=generator), reference)
+        for level in (0.0, 0.02, 0.3)
+    ]
     assert rates[0] == 1.0 and rates[0] > rates[1] > rates[2] and rates[2] == 0.0
 
 

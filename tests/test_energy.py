@@ -42,9 +42,15 @@ def test_trace_records_every_step_of_every_scale(small_rgb):
     keys = [(r.sample, r.scale, r.t) for r in trace.records]
     assert sorted(keys) == sorted((i, s, t) for i in range(2) for s in range(2) for t in range(1, 7))
     # each record is its step's (s_t) and is measured against its own scale's reference level
-    sigmas, reference_hf = flow_schedule(settings.steps).sigmas.tolist(), [high_frequency_energy(level).tolist() for level in levels]
+    sigmas, reference_hf = (
+        flow_schedule(settings.steps).sigmas.tolist(),
+        [high_frequency_energy(level).tolist() for level in levels],
+    )
     assert reference_hf[0] != pytest.approx(reference_hf[1])  # the levels differ: a record on the wrong scale shows
-    assert all(len(r.hf) == 3 and r.sigma == sigmas[r.t] and r.reference_hf == pytest.approx(reference_hf[r.scale]) for r in trace.records)
+    assert all(
+        len(r.hf) == 3 and r.sigma == sigmas[r.t] and r.reference_hf == pytest.approx(reference_hf[r.scale])
+        for r in trace.records
+    )
     steps, ratios = trace.curve(0)
     assert steps == [6, 5, 4, 3, 2, 1] and ratios[-1] > ratios[0]  # detail grows as the noise falls
     assert trace.final_ratio() == ratios[-1] and "HF ratio" in trace.table()

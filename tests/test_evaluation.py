@@ -53,8 +53,19 @@ def test_writes_results_report_and_figures(generated):
 
 
 def test_samples_mode_reproduces_the_generated_run(inputs, generated, tmp_path):
-    result = run_cli("eval", str(inputs), "-o", str(tmp_path), "--samples", str(generated / "samples"), "--label", "re-read",
-                     "--compare", str(generated), "-q")
+    result = run_cli(
+        "eval",
+        str(inputs),
+        "-o",
+        str(tmp_path),
+        "--samples-dir",
+        str(generated / "samples"),
+        "--label",
+        "re-read",
+        "--compare",
+        str(generated),
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     first = json.loads((generated / "results.json").read_text())
     again = json.loads((tmp_path / "results.json").read_text())
@@ -76,7 +87,15 @@ def test_more_diverse_samples_score_higher_diversity(inputs, tmp_path):
         Image.fromarray(np.roll(reference, 30 * (i + 1), axis=1)).save(varied / f"{i}.png")
     figures = {}
     for name in ("copies", "varied"):
-        result = run_cli("eval", str(inputs / "astronaut.png"), "-o", str(tmp_path / f"out_{name}"), "--samples", str(tmp_path / name), "-q")
+        result = run_cli(
+            "eval",
+            str(inputs / "astronaut.png"),
+            "-o",
+            str(tmp_path / f"out_{name}"),
+            "--samples-dir",
+            str(tmp_path / name),
+            "-q",
+        )
         assert result.returncode == 0, result.stderr
         figures[name] = json.loads((tmp_path / f"out_{name}" / "results.json").read_text())["rows"][0]["metrics"]
     assert figures["copies"]["lpips_diversity"] == pytest.approx(0, abs=1e-6)
@@ -88,7 +107,7 @@ def test_more_diverse_samples_score_higher_diversity(inputs, tmp_path):
 def test_clean_failures(inputs, tmp_path):
     for args, needle in [
         (["eval", str(tmp_path / "missing.png")], "no such file"),
-        (["eval", str(inputs), "--samples", str(tmp_path)], "no sample folder"),
+        (["eval", str(inputs), "--samples-dir", str(tmp_path)], "no sample folder"),
         (["eval", str(inputs), "--compare", str(inputs / "astronaut.png")], "not a results file"),
         (["eval", str(inputs), "--backend-option", "k"], "NAME=VALUE"),
     ]:

@@ -21,8 +21,9 @@ def test_same_seed_same_sample_and_different_seeds_differ(small_rgb):
     assert np.abs(a[0].astype(int) - a[1]).mean() > 5
 
 
-# Fakes that the former check (not equal to the input, patches near the input's) let through. The check of
-# helpers.py rejects each for the reason named: a copy under some shift or flip, or less detail than the input.
+# Fakes that the former check (not equal to the input, patches near the input's) let through, but the last. The
+# check of helpers.py rejects each for the reason named: a copy under some shift or flip, less detail than the
+# input, or patches far from the input's.
 FAKES = {
     "copy": (lambda rgb: rgb.copy(), "a copy"),
     "rolled": (lambda rgb: np.roll(rgb, (21, 16), axis=(0, 1)), "a copy"),
@@ -33,6 +34,7 @@ FAKES = {
         "not as detailed",
     ),
     "flat": (lambda rgb: np.broadcast_to(np.round(rgb.mean(axis=(0, 1))).astype(np.uint8), rgb.shape).copy(), "not as detailed"),
+    "shuffled": (lambda rgb: np.random.default_rng(1).permutation(rgb.reshape(-1, 3)).reshape(rgb.shape), "not made of"),
 }
 
 

@@ -122,7 +122,7 @@ def test_backend_choice():
     assert masked_backend("exact", {}, 10**5, 10**5, 675) == ("exact", {})
     with pytest.raises(SinfreeError, match="patchmatch"):
         Inpaint(np.ones((4, 4)), backend="patchmatch")
-    with pytest.raises(ValueError, match="unknown backend"):
+    with pytest.raises(SinfreeError, match="unknown backend"):
         Inpaint(np.ones((4, 4)), backend="nonsense")
 
 

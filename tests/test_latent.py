@@ -2,7 +2,6 @@
 
 import json
 import math
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,7 +117,12 @@ def test_latent_generation_gives_the_output_size_and_records_the_codec(astronaut
     assert result.settings["latent"]["name"] == "pca" and result.settings["latent"]["block"] == 4
     assert result.settings["latent_size"] == [25, 18]
     json.dumps(result.settings)  # JSON values only
-    assert np.abs(sample.astype(float) - generate(astronaut, latent="pca:4", num_scales=2, steps=3, size=(72, 100), seed=2)[0]).mean() > 1
+    assert (
+        np.abs(
+            sample.astype(float) - generate(astronaut, latent="pca:4", num_scales=2, steps=3, size=(72, 100), seed=2)[0]
+        ).mean()
+        > 1
+    )
     explicit = generate_samples(astronaut, GenerationSettings(latent="pca:4", patch_size=5, num_scales=2, steps=2))
     assert explicit.settings["patch_size"] == 5
 
@@ -140,7 +144,21 @@ def test_backends_take_latent_channels(backend, options):
 def test_cli_generates_in_the_latent_space(tmp_path, astronaut):
     source = tmp_path / "in.png"
     Image.fromarray(astronaut).save(source)
-    result = run_cli("generate", str(source), "-o", str(tmp_path / "out"), "--latent", "pca", "--scales", "1", "--size", "100x72", "-T", "3", "-q")
+    result = run_cli(
+        "generate",
+        str(source),
+        "-o",
+        str(tmp_path / "out"),
+        "--latent",
+        "pca",
+        "--scales",
+        "1",
+        "--size",
+        "100x72",
+        "-T",
+        "3",
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     assert "latent pca" in result.stderr and "P = 7" in result.stderr
     output = tmp_path / "out" / "in_seed0.png"
@@ -254,7 +272,9 @@ def block_seam_error(image: torch.Tensor, block: int) -> float:
     (a PCA decoding's every block boundary is a seam of two independent blocks: the fair comparison)."""
     image = image.double()
     rows, cols = range(block, image.shape[-2], block), range(block, image.shape[-1], block)
-    across = torch.cat([(image[..., 0, :] - image[..., -1, :]).abs().flatten(), (image[..., :, 0] - image[..., :, -1]).abs().flatten()])
+    across = torch.cat(
+        [(image[..., 0, :] - image[..., -1, :]).abs().flatten(), (image[..., :, 0] - image[..., :, -1]).abs().flatten()]
+    )
     inside = torch.cat(
         [(image[..., r, :] - image[..., r - 1, :]).abs().flatten() for r in rows]
         + [(image[..., :, c] - image[..., :, c - 1]).abs().flatten() for c in cols]
@@ -309,13 +329,18 @@ def test_memory_refusal_lists_the_alternatives_that_fit(astronaut):
     limit = (pixel + 3 * latent) // 4
     with pytest.raises(MemoryBudgetError) as refused:
         generate(astronaut, num_samples=2, max_memory_bytes=limit, preset="paper", **settings)  # paper: no latent fallback
-    message = str(refused.value)
-    assert "needs about" in message and "options that fit:" in message and "--latent pca" in message
-    listed = re.findall(r"(--[a-z]+[^(,]*?|-n 1[^(,]*?) \((\d+(?:\.\d)? [KMGT]?i?B)\)", message.split("options that fit:")[1])
-    assert listed and all(parse_bytes(size) <= limit for _, size in listed)
+    message, advice = str(refused.value), refused.value.advice
+    assert "needs about" in message and "settings that fit:" in message and "latent='pca'" in message
+    assert advice and all(a.peak_bytes <= limit for a in advice)  # as data, cheapest first
+    assert [a.peak_bytes for a in advice] == sorted(a.peak_bytes for a in advice)
+    assert {"latent": "pca", "patch_size": 7} in [a.changes for a in advice]
     # the option it lists runs under the same limit
-    assert generate(astronaut, num_samples=2, max_memory_bytes=limit, latent="pca", **settings | {"patch_size": 7})[0].shape == (96, 128, 3)
-    with pytest.raises(MemoryBudgetError, match="none of --stride, --latent, --backend patchmatch, -n 1 fits"):
+    assert generate(astronaut, num_samples=2, max_memory_bytes=limit, latent="pca", **settings | {"patch_size": 7})[0].shape == (
+        96,
+        128,
+        3,
+    )
+    with pytest.raises(MemoryBudgetError, match="no larger stride, latent space, backend or smaller batch fits"):
         generate(astronaut, max_memory_bytes=1000, **settings)  # the default's fallback does not fit either: the pixel message
 
 

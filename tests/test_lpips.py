@@ -141,8 +141,10 @@ def _lpips_float64(a: torch.Tensor, b: torch.Tensor) -> float:
     arrays = _jax_alexnet_arrays()
     heads = torch.load(weight_file("lpips_heads"), map_location="cpu", weights_only=True)
     convs = [
-        (torch.from_numpy(np.transpose(arrays["AlexNet_0"][f"Conv_{i}"]["kernel"], (3, 2, 0, 1)).copy()).double(),
-         torch.from_numpy(arrays["AlexNet_0"][f"Conv_{i}"]["bias"]).double())
+        (
+            torch.from_numpy(np.transpose(arrays["AlexNet_0"][f"Conv_{i}"]["kernel"], (3, 2, 0, 1)).copy()).double(),
+            torch.from_numpy(arrays["AlexNet_0"][f"Conv_{i}"]["bias"]).double(),
+        )
         for i in range(5)
     ]
 

@@ -248,7 +248,14 @@ def test_lower_bounds_are_below_full_distances(crop):
     samples = np.arange(fused.num_patches)
     cand = fused.field[0]
     bounds, log_share = pm._kernels().tail_lower_bounds(
-        fused._queries, fused._residuals, fused.members, fused.member_residuals, np.float32(alpha), samples, cand, fused.num_patches
+        fused._queries,
+        fused._residuals,
+        fused.members,
+        fused.member_residuals,
+        np.float32(alpha),
+        samples,
+        cand,
+        fused.num_patches,
     )
     # every position is a sample here: each query rejects its k candidates and shares the rest
     assert (np.isneginf(log_share) == (samples[None, :] == cand[:, :, None]).any(axis=1)).all()

@@ -79,8 +79,18 @@ def test_ct_round_trip_is_a_new_derived_object(tmp_path):
     assert new.SeriesDescription.endswith("sinfree enhanced")
     assert "denoised, sigma 12 HU" in new.DerivationDescription
     assert new.SourceImageSequence[0].ReferencedSOPInstanceUID == old.SOPInstanceUID
-    for keyword in ("PatientID", "StudyInstanceUID", "PixelSpacing", "RescaleSlope", "RescaleIntercept", "BitsStored",
-                    "BitsAllocated", "PixelRepresentation", "Modality", "SOPClassUID"):
+    for keyword in (
+        "PatientID",
+        "StudyInstanceUID",
+        "PixelSpacing",
+        "RescaleSlope",
+        "RescaleIntercept",
+        "BitsStored",
+        "BitsAllocated",
+        "PixelRepresentation",
+        "Modality",
+        "SOPClassUID",
+    ):
         assert new[keyword].value == old[keyword].value, keyword
     assert again.units == "HU"
     assert scan.meta.SOPInstanceUID == old.SOPInstanceUID  # the Scan's dataset is not modified

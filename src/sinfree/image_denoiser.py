@@ -70,7 +70,9 @@ class ImageDenoiser:
     def query_grid(self, shape: tuple[int, int], sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows and columns of the query patches' top-left corners for an image of ``shape`` at noise level
         ``sigma`` (the early stride above ``early_stride_above``)."""
-        stride = query_stride(self.stride, self.early_stride, self.early_stride_above, sigma, self.noisy_stride, self.noisy_stride_above)
+        stride = query_stride(
+            self.stride, self.early_stride, self.early_stride_above, sigma, self.noisy_stride, self.noisy_stride_above
+        )
         return (patch_positions(shape[0], self.patch_size, stride), patch_positions(shape[1], self.patch_size, stride))
 
     def num_queries(self, shape: tuple[int, int]) -> int:

@@ -42,9 +42,7 @@ class MemoryAdvice:
         return ", ".join(f"{name}={value!r}" for name, value in self.changes.items())
 
 
-def check_fits(
-    estimate: int, limit: int | None, what: str, alternatives: Callable[[], list[MemoryAdvice]] | None = None
-) -> None:
+def check_fits(estimate: int, limit: int | None, what: str, alternatives: Callable[[], list[MemoryAdvice]] | None = None) -> None:
     """Refuse (``MemoryBudgetError``) a run whose estimated peak exceeds ``limit`` bytes (default: the free memory).
 
     ``alternatives`` gives changed settings with their own estimates; the error keeps those under the
@@ -54,7 +52,9 @@ def check_fits(
     if estimate <= limit:
         return
     message = f"{what} needs about {format_bytes(estimate)} but only {format_bytes(limit)} is available"
-    fitting = [] if alternatives is None else sorted((a for a in alternatives() if a.peak_bytes <= limit), key=lambda a: a.peak_bytes)
+    fitting = (
+        [] if alternatives is None else sorted((a for a in alternatives() if a.peak_bytes <= limit), key=lambda a: a.peak_bytes)
+    )
     if alternatives is None:
         hint = "use a smaller input or output, a larger query stride, or fewer samples at once"
     elif fitting:

@@ -13,7 +13,12 @@ WINDOW_FLOOR = 1e-12
 
 
 def query_stride(
-    stride: int, early_stride: int, early_stride_above: float, sigma: float, noisy_stride: int = 1, noisy_stride_above: float = 0.5
+    stride: int,
+    early_stride: int,
+    early_stride_above: float,
+    sigma: float,
+    noisy_stride: int = 1,
+    noisy_stride_above: float = 0.5,
 ) -> int:
     """The query grid's stride at noise level ``sigma``: ``stride``, or the coarser ``early_stride`` on the
     early steps (s_t > ``early_stride_above``), where xhat0 is smooth, and ``noisy_stride`` on the noisiest

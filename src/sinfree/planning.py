@@ -64,7 +64,12 @@ def plan_run(
             raise error from None  # the pixel run's message, with its alternatives
     canvas_shape = output_shape if codec is None else codec.latent_shape(output_shape)
     return RunPlan(
-        output_shape=output_shape, num_scales=num_scales, peak_bytes=peak, codec=codec, canvas_shape=canvas_shape, settings=settings
+        output_shape=output_shape,
+        num_scales=num_scales,
+        peak_bytes=peak,
+        codec=codec,
+        canvas_shape=canvas_shape,
+        settings=settings,
     )
 
 
@@ -101,7 +106,9 @@ def resolve_canvas_scales(
             settings.min_coarsest_side,
         )
     except InputImageError as error:
-        raise InputImageError(f"in the {codec.name} latent space ({codec.factor}x smaller per side, sizes in latent px): {error}") from None
+        raise InputImageError(
+            f"in the {codec.name} latent space ({codec.factor}x smaller per side, sizes in latent px): {error}"
+        ) from None
 
 
 def scale_backend(
@@ -133,7 +140,9 @@ def estimate_peak_bytes(
     if codec is None:
         return sampler_peak_bytes(channels, input_shape, output_shape, settings, num_samples)
     latent_channels = codec.latent_channels(channels)
-    sampler = sampler_peak_bytes(latent_channels, codec.latent_shape(input_shape), codec.latent_shape(output_shape), settings, num_samples)
+    sampler = sampler_peak_bytes(
+        latent_channels, codec.latent_shape(input_shape), codec.latent_shape(output_shape), settings, num_samples
+    )
     pixels = 4 * channels * (input_shape[0] * input_shape[1] + num_samples * output_shape[0] * output_shape[1])
     pixels += 24 * channels * output_shape[0] * output_shape[1]  # tensor_to_array's float64 copies of one sample
     return sampler + int(1.2 * (codec.estimate_bytes(channels, input_shape, output_shape) + pixels))
@@ -187,7 +196,12 @@ def memory_alternatives(
 
 
 def _alternative(
-    change: dict, channels: int, input_shape: tuple[int, int], output_shape: tuple[int, int], settings: GenerationSettings, num_samples: int
+    change: dict,
+    channels: int,
+    input_shape: tuple[int, int],
+    output_shape: tuple[int, int],
+    settings: GenerationSettings,
+    num_samples: int,
 ) -> MemoryAdvice | None:
     """The advice of one change, with ``num_scales=None`` (automatic) added where S no longer fits the
     (latent) canvases; None where nothing does."""

@@ -36,8 +36,17 @@ DEFAULT_ETA = 0.0
 PRESETS: dict[str, dict] = {
     "default": {},  # GenerationSettings' own defaults
     "paper": {
-        "num_scales": 4, "steps": 10, "eta": 0.0, "rho": 0.2, "min_coarsest_side": None, "variation": 1.0, "completeness": 0.0,
-        "start_blur": 1.0, "layout_guidance": 0.0, "latent_fallback": False, "small_input_patch": False,
+        "num_scales": 4,
+        "steps": 10,
+        "eta": 0.0,
+        "rho": 0.2,
+        "min_coarsest_side": None,
+        "variation": 1.0,
+        "completeness": 0.0,
+        "start_blur": 1.0,
+        "layout_guidance": 0.0,
+        "latent_fallback": False,
+        "small_input_patch": False,
     },
 }
 
@@ -63,12 +72,18 @@ class GenerationSettings:
     backend_options: dict = field(default_factory=dict)  # e.g. {"nprobe": 2, "k": 5} for "ivf"
     latent: str | Codec | None = None
     rectify: float | None = None  # energy rectification (DESIGN.md §2, sinfree.energy): the sharper kernel's width factor gamma
-    variation: float = DEFAULT_VARIATION  # noise level the coarsest scale starts from: 1 = pure noise (the paper), < 1 = the input noised
-    layout_guidance: float = DEFAULT_LAYOUT_GUIDANCE  # pull xhat0's row and column mean colours towards the input's on the coarsest scale; 0 = off
+    variation: float = (
+        DEFAULT_VARIATION  # noise level the coarsest scale starts from: 1 = pure noise (the paper), < 1 = the input noised
+    )
+    layout_guidance: float = (
+        DEFAULT_LAYOUT_GUIDANCE  # pull xhat0's row and column mean colours towards the input's on the coarsest scale; 0 = off
+    )
     start_blur: float = 1.0  # the varied start's input level low-passed by this factor (down- and up-sampled); 1 = sharp
     small_input_patch: bool = True  # the default 15 px patch shrinks for inputs or outputs under 30 px a side (patch_size_for)
     latent_fallback: bool = True  # a pixel run that would not fit in memory runs in the PCA latent space instead
-    completeness: float = DEFAULT_COMPLETENESS  # Sinkhorn balancing of patch usage on the cheap (coarse) scales (backends/balanced.py); 0 = Eq. 2
+    completeness: float = (
+        DEFAULT_COMPLETENESS  # Sinkhorn balancing of patch usage on the cheap (coarse) scales (backends/balanced.py); 0 = Eq. 2
+    )
 
     def __post_init__(self):
         if self.patch_size is None:
@@ -99,7 +114,9 @@ class GenerationSettings:
         if not self.start_blur >= 1.0:
             raise ValueError(f"start_blur (the varied start's low-pass factor) must be >= 1, got {self.start_blur}")
         if not self.s_min < self.variation <= 1.0:
-            raise ValueError(f"variation (the coarsest scale's starting noise level) must be in ({self.s_min:g}, 1], got {self.variation}")
+            raise ValueError(
+                f"variation (the coarsest scale's starting noise level) must be in ({self.s_min:g}, 1], got {self.variation}"
+            )
         if self.rectify is not None and not 0.0 < self.rectify < 1.0:
             raise ValueError(f"rectify (the sharper kernel's width factor gamma) must be in (0, 1), got {self.rectify}")
         make_codec(self.latent)  # a bad spec or a missing VAE folder fails here

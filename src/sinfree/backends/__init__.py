@@ -98,7 +98,9 @@ def choose_backend(
     """
     backend_class_for(name)  # unknown names: the error listing the choices
     if masked and name in IMAGE_BACKENDS:
-        raise ValueError(f"backend {name!r} searches the whole image and cannot leave the masked patches out; use auto, exact or ivf")
+        raise ValueError(
+            f"backend {name!r} searches the whole image and cannot leave the masked patches out; use auto, exact or ivf"
+        )
     if name != AUTO:
         return name, dict(options)
     if flops <= exact_flops:

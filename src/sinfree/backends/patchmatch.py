@@ -16,7 +16,6 @@ reference).
 from __future__ import annotations
 
 import logging
-
 import math
 import time
 import zlib
@@ -81,7 +80,14 @@ class PatchMatchDenoiser:
             raise ValueError(f"reference must be (C, H, W), got shape {tuple(reference.shape)}")
         if early_stride < 1 or noisy_stride < 1:
             raise ValueError(f"early_stride and noisy_stride must be >= 1, got {early_stride}, {noisy_stride}")
-        if k < 1 or project < 1 or tail < 0 or min(passes, full_passes, sharp_passes or 0) < 0 or first_passes < 1 or not 0 <= min_weight < 1:
+        if (
+            k < 1
+            or project < 1
+            or tail < 0
+            or min(passes, full_passes, sharp_passes or 0) < 0
+            or first_passes < 1
+            or not 0 <= min_weight < 1
+        ):
             raise ValueError(
                 "need k >= 1, project >= 1, tail >= 0, passes >= 0, first_passes >= 1 and 0 <= min_weight < 1; "
                 f"got {k}, {project}, {tail}, {passes} / {full_passes} / {sharp_passes}, {first_passes}, {min_weight}"
@@ -152,7 +158,9 @@ class PatchMatchDenoiser:
         """Top-left positions of the query patches at noise level ``sigma``: every ``stride``-th, or every
         ``early_stride``-th on the early steps (s_t > ``early_stride_above``) and ``noisy_stride``-th on the
         noisiest (s_t > ``noisy_stride_above``), the coarsest that applies (``patches.query_stride``)."""
-        stride = query_stride(self.stride, self.early_stride, self.early_stride_above, sigma, self.noisy_stride, self.noisy_stride_above)
+        stride = query_stride(
+            self.stride, self.early_stride, self.early_stride_above, sigma, self.noisy_stride, self.noisy_stride_above
+        )
         return (
             patch_positions(shape[0], self.patch_size, stride).numpy(),
             patch_positions(shape[1], self.patch_size, stride).numpy(),
@@ -168,7 +176,9 @@ class PatchMatchDenoiser:
         if alpha == 0:  # every weight equal: the mean patch everywhere
             positions = np.zeros((len(rows) * len(cols), 1), dtype=np.int64)
             weights, counts = np.ones(positions.shape, dtype=np.float32), np.ones(len(positions), dtype=np.int64)
-            return self._fold(self.mean_patch, 1, positions, weights, rows, cols, shape, counts) / self._normaliser(rows, cols, shape)
+            return self._fold(self.mean_patch, 1, positions, weights, rows, cols, shape, counts) / self._normaliser(
+                rows, cols, shape
+            )
         start = time.perf_counter()
         x = _rows_layout(x_t)
         scaled = self.reference_rows * np.float32(alpha)
@@ -245,7 +255,14 @@ class PatchMatchDenoiser:
         samples = torch.randint(self.num_patches, (self.tail,), generator=generator)
         samples_np = samples.numpy()
         bounds, log_share = _kernels().tail_lower_bounds(
-            self._queries, self._residuals, self.members, self.member_residuals, np.float32(alpha), samples_np, cand, self.num_patches
+            self._queries,
+            self._residuals,
+            self.members,
+            self.member_residuals,
+            np.float32(alpha),
+            samples_np,
+            cand,
+            self.num_patches,
         )
         limits = self._tail_limits(best, sigma)
         if np.count_nonzero(bounds < limits[:, None]) <= SPARSE_TAIL * bounds.size:
@@ -294,7 +311,14 @@ class PatchMatchDenoiser:
         return cand, dist
 
     def _search(
-        self, x_t: torch.Tensor, x: np.ndarray, scaled: np.ndarray, alpha: float, rows: np.ndarray, cols: np.ndarray, passes: int,
+        self,
+        x_t: torch.Tensor,
+        x: np.ndarray,
+        scaled: np.ndarray,
+        alpha: float,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        passes: int,
         norms: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The k candidates of every query at this call: the previous call's, re-ranked at the new
@@ -432,7 +456,9 @@ def _kernels():
     if not _ANNOUNCED:
         _ANNOUNCED = True
         if not patchmatch_kernels.cached_on_disk():
-            logger.warning("compiling the PatchMatch kernels for this machine (once, about a minute; cached on disk for later runs)")
+            logger.warning(
+                "compiling the PatchMatch kernels for this machine (once, about a minute; cached on disk for later runs)"
+            )
     return patchmatch_kernels
 
 

@@ -328,9 +328,13 @@ def exact_distances(
                 if found >= 0:
                     d = dist[q - 1, found]
                     for u in range(cols[c - 1], cols[c]):  # columns out, then in
-                        d -= _column_distance(xt, u, qr * channels, scaled_t, pc - shift + u - cols[c - 1], pr * channels, row_length)
+                        d -= _column_distance(
+                            xt, u, qr * channels, scaled_t, pc - shift + u - cols[c - 1], pr * channels, row_length
+                        )
                     for u in range(cols[c - 1] + patch_size, cols[c] + patch_size):
-                        d += _column_distance(xt, u, qr * channels, scaled_t, pc - shift + u - cols[c - 1], pr * channels, row_length)
+                        d += _column_distance(
+                            xt, u, qr * channels, scaled_t, pc - shift + u - cols[c - 1], pr * channels, row_length
+                        )
                     d = max(d, np.float32(0.0))
                     chain[q, j] = chain[q - 1, found] + 1
                 else:
@@ -408,7 +412,25 @@ def propagate_and_search(
                             )
                             _try_slid(p + dc, max(d, np.float32(0.0)), links[q - step, j] + 1, cand_row, dist_row, link_row)
                         else:
-                            _score(full, query, residuals[q], members, member_residuals, alpha, x, qr, qc0, scaled, wp, channels, patch_size, p + dc, cand_row, dist_row, link_row)
+                            _score(
+                                full,
+                                query,
+                                residuals[q],
+                                members,
+                                member_residuals,
+                                alpha,
+                                x,
+                                qr,
+                                qc0,
+                                scaled,
+                                wp,
+                                channels,
+                                patch_size,
+                                p + dc,
+                                cand_row,
+                                dist_row,
+                                link_row,
+                            )
                 r_prev = r - step
                 if 0 <= r_prev < num_rows:
                     dr = row_step[min(r, r_prev)] * step
@@ -421,7 +443,13 @@ def propagate_and_search(
                             continue
                         if _contains(cand_row, p + dr * wp):
                             continue
-                        if full and in_band and (dr == 1 or dr == -1) and dist[neighbour, j] < np.inf and links[neighbour, j] < refresh:
+                        if (
+                            full
+                            and in_band
+                            and (dr == 1 or dr == -1)
+                            and dist[neighbour, j] < np.inf
+                            and links[neighbour, j] < refresh
+                        ):
                             pr, pc0 = p // wp, (p % wp) * channels
                             first, last = (0, patch_size) if dr == 1 else (patch_size - 1, -1)  # row out, row in
                             d = (
@@ -431,7 +459,25 @@ def propagate_and_search(
                             )
                             _try_slid(p + dr * wp, max(d, np.float32(0.0)), links[neighbour, j] + 1, cand_row, dist_row, link_row)
                         else:
-                            _score(full, query, residuals[q], members, member_residuals, alpha, x, qr, qc0, scaled, wp, channels, patch_size, p + dr * wp, cand_row, dist_row, link_row)
+                            _score(
+                                full,
+                                query,
+                                residuals[q],
+                                members,
+                                member_residuals,
+                                alpha,
+                                x,
+                                qr,
+                                qc0,
+                                scaled,
+                                wp,
+                                channels,
+                                patch_size,
+                                p + dr * wp,
+                                cand_row,
+                                dist_row,
+                                link_row,
+                            )
                 # random search around the best candidate
                 best = cand_row[0]
                 br, bc = best // wp, best % wp
@@ -443,7 +489,25 @@ def propagate_and_search(
                     pr = lo_r + _random_below(seed, q, draw, hi_r - lo_r + 1)
                     pc = lo_c + _random_below(seed, q, draw + 1, hi_c - lo_c + 1)
                     draw += 2
-                    _score(full, query, residuals[q], members, member_residuals, alpha, x, qr, qc0, scaled, wp, channels, patch_size, pr * wp + pc, cand_row, dist_row, link_row)
+                    _score(
+                        full,
+                        query,
+                        residuals[q],
+                        members,
+                        member_residuals,
+                        alpha,
+                        x,
+                        qr,
+                        qc0,
+                        scaled,
+                        wp,
+                        channels,
+                        patch_size,
+                        pr * wp + pc,
+                        cand_row,
+                        dist_row,
+                        link_row,
+                    )
                     radius //= shrink
 
 
@@ -516,7 +580,9 @@ def tail_distances(x, scaled, rows, cols, samples, bounds, limits, patch_size, c
                 if bounds[q, i] < limits[q]:
                     pr = samples[i] // wp
                     pc0 = (samples[i] - pr * wp) * channels
-                    dist[q, i] = _distance_below(x, rows[r], cols[c] * channels, scaled, pr, pc0, patch_size, row_length, limits[q])
+                    dist[q, i] = _distance_below(
+                        x, rows[r], cols[c] * channels, scaled, pr, pc0, patch_size, row_length, limits[q]
+                    )
     return dist
 
 

@@ -14,7 +14,8 @@ def analogy(
     structure: Annotated[Path, typer.Argument(help="The image whose layout the outputs follow.")],
     style: Annotated[Path, typer.Argument(help="The image whose patches the outputs are made of (any size).")],
     level: Annotated[
-        float, typer.Option("--level", help="Noise level in (0, 1] STRUCTURE's coarsest scale is inverted to: lower keeps more layout.")
+        float,
+        typer.Option("--level", help="Noise level in (0, 1] STRUCTURE's coarsest scale is inverted to: lower keeps more layout."),
     ] = 0.5,
     *,
     options,

@@ -28,7 +28,9 @@ def retarget(
 @with_options(OUTPUT, GENERATION, LAYOUT)
 def symmetric(
     input: InputArgument,
-    axis: Annotated[str, typer.Option("--axis", help="vertical (left-right mirror), horizontal (top-bottom) or both.")] = "vertical",
+    axis: Annotated[
+        str, typer.Option("--axis", help="vertical (left-right mirror), horizontal (top-bottom) or both.")
+    ] = "vertical",
     size: Annotated[Optional[str], typer.Option("--size", help="Output size WIDTHxHEIGHT (default: the input's).")] = None,
     *,
     options,

@@ -29,19 +29,33 @@ def enhance(
         Optional[Path], typer.Option("--mask", "-m", help="inpaint: image of the same size, nonzero where pixels are missing.")
     ] = None,
     method: Annotated[str, typer.Option("--method", help=METHOD_HELP)] = "two-stage",
-    steps: Annotated[Optional[int], typer.Option("--steps", "-T", min=1, help="Denoiser calls / loop iterations (default: the task's).")] = None,
+    steps: Annotated[
+        Optional[int], typer.Option("--steps", "-T", min=1, help="Denoiser calls / loop iterations (default: the task's).")
+    ] = None,
     patch_size: Annotated[
-        Optional[int], typer.Option("--patch-size", "-P", min=1, help="Eq. 2 patch size P (default: 7, two-stage denoising 5 or 7).")
+        Optional[int],
+        typer.Option("--patch-size", "-P", min=1, help="Eq. 2 patch size P (default: 7, two-stage denoising 5 or 7)."),
     ] = None,
     outdir: Annotated[
-        Path, typer.Option("-o", "--outdir", rich_help_panel=OUTPUT_PANEL, help="Folder for <input>_<task> in the input's format.")
+        Path,
+        typer.Option("-o", "--outdir", rich_help_panel=OUTPUT_PANEL, help="Folder for <input>_<task> in the input's format."),
     ] = Path("enhanced"),
     num_samples: Annotated[
         int,
-        typer.Option("-n", "--num-samples", min=1, rich_help_panel=OUTPUT_PANEL, help="Posterior samples: their mean is the output, their std <input>_<task>_uncertainty."),
+        typer.Option(
+            "-n",
+            "--num-samples",
+            min=1,
+            rich_help_panel=OUTPUT_PANEL,
+            help="Posterior samples: their mean is the output, their std <input>_<task>_uncertainty.",
+        ),
     ] = 1,
-    seed: Annotated[int, typer.Option("--seed", rich_help_panel=OUTPUT_PANEL, help="Seed of the first sample; sample i uses seed + i.")] = 0,
-    overwrite: Annotated[bool, typer.Option("--overwrite", rich_help_panel=OUTPUT_PANEL, help="Replace outputs that exist.")] = False,
+    seed: Annotated[
+        int, typer.Option("--seed", rich_help_panel=OUTPUT_PANEL, help="Seed of the first sample; sample i uses seed + i.")
+    ] = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", rich_help_panel=OUTPUT_PANEL, help="Replace outputs that exist.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT_PANEL, help="No progress bar.")] = False,
     *,
     options,
@@ -95,7 +109,9 @@ def enhance(
     Path(outdir).mkdir(parents=True, exist_ok=True)
     written = [write_clipped(target, result.mean, output, description, stderr)]
     if result.std is not None:
-        written.append(write_clipped(target, result.std, uncertainty_path(output), description + "; per-pixel std", stderr, "uncertainty"))
+        written.append(
+            write_clipped(target, result.std, uncertainty_path(output), description + "; per-pixel std", stderr, "uncertainty")
+        )
     for path in written:
         typer.echo(str(path))
     settings = result.settings

@@ -19,16 +19,27 @@ def evaluate(
         Optional[Path],
         typer.Option("--samples-dir", help="Evaluate existing samples instead: DIR/<input stem>/*.png (any generator's)."),
     ] = None,
-    label: Annotated[Optional[str], typer.Option("--label", help="Name of this run in the report (default from the settings).")] = None,
+    label: Annotated[
+        Optional[str], typer.Option("--label", help="Name of this run in the report (default from the settings).")
+    ] = None,
     compare: Annotated[
         Optional[list[Path]], typer.Option("--compare", help="Earlier results.json (or their folders) to show beside this run.")
     ] = None,
     outdir: Annotated[
-        Path, typer.Option("-o", "--outdir", rich_help_panel=OUTPUT_PANEL, help="Folder for results.json/.csv, report.md, figures/ and samples/.")
+        Path,
+        typer.Option(
+            "-o", "--outdir", rich_help_panel=OUTPUT_PANEL, help="Folder for results.json/.csv, report.md, figures/ and samples/."
+        ),
     ] = Path("eval"),
-    num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=2, rich_help_panel=OUTPUT_PANEL, help="Samples generated per input.")] = 10,
-    seed: Annotated[int, typer.Option("--seed", rich_help_panel=OUTPUT_PANEL, help="Seed of the first sample; sample i uses seed + i.")] = 0,
-    overwrite: Annotated[bool, typer.Option("--overwrite", rich_help_panel=OUTPUT_PANEL, help="Write into an OUTDIR that holds a report.")] = False,
+    num_samples: Annotated[
+        int, typer.Option("-n", "--num-samples", min=2, rich_help_panel=OUTPUT_PANEL, help="Samples generated per input.")
+    ] = 10,
+    seed: Annotated[
+        int, typer.Option("--seed", rich_help_panel=OUTPUT_PANEL, help="Seed of the first sample; sample i uses seed + i.")
+    ] = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", rich_help_panel=OUTPUT_PANEL, help="Write into an OUTDIR that holds a report.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT_PANEL, help="No progress bar.")] = False,
     *,
     options,
@@ -51,7 +62,9 @@ def evaluate(
     outdir = check_output_folder(outdir)
     check_outputs([outdir / "results.json"], files, overwrite)
     outdir.mkdir(parents=True, exist_ok=True)
-    stderr.print(f"evaluating {len(files)} image(s): " + (f"samples in {samples_dir}" if samples_dir else f"{num_samples} samples each"))
+    stderr.print(
+        f"evaluating {len(files)} image(s): " + (f"samples in {samples_dir}" if samples_dir else f"{num_samples} samples each")
+    )
     with progress_bar(quiet) as bar:
         task = bar.add_task("evaluating", total=len(files))
         run = run_evaluation(

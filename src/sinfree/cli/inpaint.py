@@ -20,7 +20,9 @@ def inpaint(input: InputArgument, mask: MaskOption, *, options) -> None:
     from .running import run_generation, settings_from
 
     settings = settings_from(options)
-    edit = masked_edit(input, mask, settings, lambda pixels: Inpaint(pixels, backend=settings.backend, backend_options=settings.backend_options))
+    edit = masked_edit(
+        input, mask, settings, lambda pixels: Inpaint(pixels, backend=settings.backend, backend_options=settings.backend_options)
+    )
     run_generation(input, options, settings, None, edit, "_inpaint")
 
 
@@ -40,7 +42,10 @@ def harmonize(
 
     settings = settings_from(options)
     edit = masked_edit(
-        input, mask, settings, lambda pixels: Harmonize(pixels, level, backend=settings.backend, backend_options=settings.backend_options)
+        input,
+        mask,
+        settings,
+        lambda pixels: Harmonize(pixels, level, backend=settings.backend, backend_options=settings.backend_options),
     )
     run_generation(input, options, settings, None, edit, "_harmonize")
 

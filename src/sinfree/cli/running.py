@@ -148,7 +148,9 @@ def run_generation(
         settings = replace(settings, latent_fallback=False)
     plan = planned(plan_run, channels, pixels.shape[:2], output_size, settings, options)
     if plan.settings.latent != settings.latent:
-        stderr.print(f"{input.name}: the pixel run would not fit in memory; running in the {plan.codec.name} latent space instead")
+        stderr.print(
+            f"{input.name}: the pixel run would not fit in memory; running in the {plan.codec.name} latent space instead"
+        )
     settings = plan.settings
     outdir = check_output_folder(options.outdir)
     seeds = [options.seed + i for i in range(options.num_samples)]

@@ -19,7 +19,9 @@ def style(
         typer.Option("--clip", help="Local CLIP folder (default: openai/clip-vit-base-patch32 in the Hugging Face cache)."),
     ] = None,
     views: Annotated[int, typer.Option("--views", min=1, help="Augmented crops per CLIP gradient.")] = 16,
-    gamma: Annotated[float, typer.Option("--gamma", min=0.0, help="Guidance strength at the first step (decays with s_t).")] = 1.0,
+    gamma: Annotated[
+        float, typer.Option("--gamma", min=0.0, help="Guidance strength at the first step (decays with s_t).")
+    ] = 1.0,
     level: Annotated[float, typer.Option("--level", min=0.0, max=1.0, help="Noise level the content is inverted to.")] = 0.3,
     *,
     options,

@@ -135,8 +135,12 @@ def seam_error(image: torch.Tensor) -> float:
     """Wrap-around seam error: the mean absolute difference across the wrap edges (last row to first,
     last column to first) over the mean absolute difference between interior neighbours (1: no seam)."""
     image = image.to(torch.float64)
-    across = torch.cat([(image[..., 0, :] - image[..., -1, :]).abs().flatten(), (image[..., :, 0] - image[..., :, -1]).abs().flatten()])
-    inside = torch.cat([(image[..., 1:, :] - image[..., :-1, :]).abs().flatten(), (image[..., :, 1:] - image[..., :, :-1]).abs().flatten()])
+    across = torch.cat(
+        [(image[..., 0, :] - image[..., -1, :]).abs().flatten(), (image[..., :, 0] - image[..., :, -1]).abs().flatten()]
+    )
+    inside = torch.cat(
+        [(image[..., 1:, :] - image[..., :-1, :]).abs().flatten(), (image[..., :, 1:] - image[..., :, :-1]).abs().flatten()]
+    )
     return (across.mean() / inside.mean()).item()
 
 

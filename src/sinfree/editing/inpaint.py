@@ -154,7 +154,9 @@ def masked_backend(name: str, options: dict, num_queries: int, num_patches: int,
     """The patch backend of one masked scale (``choose_backend`` with ``masked``): exact where a call costs at
     most CHEAP_EXACT_FLOPS, else ivf, which takes a patch set with the masked patches left out."""
     try:
-        return choose_backend(name, options, PatchBackend.flops(num_queries, num_patches, dim), masked=True, exact_flops=CHEAP_EXACT_FLOPS)
+        return choose_backend(
+            name, options, PatchBackend.flops(num_queries, num_patches, dim), masked=True, exact_flops=CHEAP_EXACT_FLOPS
+        )
     except ValueError as error:
         raise SinfreeError(str(error)) from None
 

@@ -152,7 +152,10 @@ class Downsample:
 
     def prox(self, x0: torch.Tensor, rho: float) -> torch.Tensor:
         start = x0.numpy()
-        normal = lambda v: self._adjoint(self._apply(v)) + rho * v
+
+        def normal(v):
+            return self._adjoint(self._apply(v)) + rho * v
+
         return torch.from_numpy(conjugate_gradient(normal, self.back_projected_y + rho * start, start, self.iterations))
 
 

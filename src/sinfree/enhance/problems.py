@@ -72,7 +72,10 @@ def build_problem(y: torch.Tensor, settings: dict, missing: np.ndarray | None) -
     degree = settings["field_degree"]
     positive = (y - zero).clamp_min(0.0)
     corrected = Illumination(positive, degree).corrected() + zero
-    make = lambda: _Shifted(Illumination(positive, degree), zero)
+
+    def make():
+        return _Shifted(Illumination(positive, degree), zero)
+
     return _problem(make, corrected, corrected, settings, start=start)
 
 

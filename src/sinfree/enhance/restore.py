@@ -175,7 +175,10 @@ def enhance(
 def _settings(task: str, given: dict, sigma_used, sigma_n: float, units: RobustScale, items: np.ndarray) -> dict:
     """Every setting of the run: the user's, else the task's defaults, and the estimated values."""
     defaults = DEFAULTS[task]
-    pick = lambda name: getattr(defaults, name) if given[name] is None else given[name]
+
+    def pick(name):
+        return getattr(defaults, name) if given[name] is None else given[name]
+
     samples = given["samples"]
     eta = (0.5 if samples > 1 else 0.0) if given["eta"] is None else float(given["eta"])
     if not 0.0 <= eta <= 1.0:
@@ -327,7 +330,10 @@ def _restore_items(unit_items: np.ndarray, units: RobustScale, settings: dict, m
             generator = torch.Generator().manual_seed(settings["seed"] + sample)
             on_step = None
             if progress is not None and layout.kind != "volume":
-                on_step = lambda done, sample=sample: progress(sample * steps + done, samples * steps)
+
+                def on_step(done, sample=sample):
+                    return progress(sample * steps + done, samples * steps)
+
             physical = _to_physical(run(generator, on_step).numpy(), units, settings)
             mean[index] += physical / samples
             if second is not None:
@@ -358,7 +364,10 @@ def _two_stage_runner(y: torch.Tensor, settings: dict, missing):
         )
     problem = build_problem(y, settings, missing)
     plan = _loop_plan(settings, y, missing)
-    pilot = lambda z, level: eq2_pilot(z, level, settings, patch_size)
+
+    def pilot(z, level):
+        return eq2_pilot(z, level, settings, patch_size)
+
     return lambda generator, on_step: plug_and_play(
         problem.make_operator(), problem.x_init, problem.sigma_n, plan, pilot, generator if draws else None, on_step
     )

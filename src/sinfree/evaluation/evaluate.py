@@ -30,7 +30,18 @@ from ..metrics.sifid import load_inception_stem, sifid_many
 from ..settings import GenerationSettings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
-METRICS = ("sifid", "lpips_diversity", "pixel_diversity", "niqe", "swd", "nn_dist", "copying_rate", "layout", "row_profile", "seams")
+METRICS = (
+    "sifid",
+    "lpips_diversity",
+    "pixel_diversity",
+    "niqe",
+    "swd",
+    "nn_dist",
+    "copying_rate",
+    "layout",
+    "row_profile",
+    "seams",
+)
 # What a better sample does to each metric, for the report's header.
 BETTER = {
     "sifid": "lower",
@@ -222,7 +233,11 @@ def evaluate(
                 folder = save_samples_to / path.stem
                 folder.mkdir(parents=True, exist_ok=True)
                 for array, sample_seed in zip(result.samples, result.seeds):
-                    save_png(array, folder / f"{path.stem}_seed{sample_seed}.png", result.settings | {"input": path.name, "seed": sample_seed})
+                    save_png(
+                        array,
+                        folder / f"{path.stem}_seed{sample_seed}.png",
+                        result.settings | {"input": path.name, "seed": sample_seed},
+                    )
         if on_image:
             on_image(index, path.stem, "metrics")
         rows.append(evaluate_image(path.stem, reference, samples, seconds, metrics))

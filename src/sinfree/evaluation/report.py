@@ -43,9 +43,7 @@ LAYOUT_NOTE = (
     "copied regions over what the copied content carries there, relative to the same ratio inside regions "
     "(1: invisible; above 1: visible seams)."
 )
-NIQE_NOTE = (
-    "NIQE (lower is better) averages over 96 x 96 blocks; a 250 x 190 image holds only 2 per scale, so it is noisy here."
-)
+NIQE_NOTE = "NIQE (lower is better) averages over 96 x 96 blocks; a 250 x 190 image holds only 2 per scale, so it is noisy here."
 
 
 def write_report(run: EvaluationRun, outdir: Path, compare: list[EvaluationRun] = (), command: str | None = None) -> Path:
@@ -88,8 +86,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def report_markdown(run: EvaluationRun, runs: list[EvaluationRun], command: str | None) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# sinfree evaluation: {run.label}", ""]
-    lines += [f"{now}; sinfree {__version__}; {torch.get_num_threads()} threads; {len(run.rows)} image(s), "
-              f"{run.num_samples} samples each."]
+    lines += [
+        f"{now}; sinfree {__version__}; {torch.get_num_threads()} threads; {len(run.rows)} image(s), "
+        f"{run.num_samples} samples each."
+    ]
     if command:
         lines += ["", "```bash", command, "```"]
     if run.settings:
@@ -99,11 +99,15 @@ def report_markdown(run: EvaluationRun, runs: list[EvaluationRun], command: str 
     rows = []
     for other in runs:
         mean = other.mean()
-        rows.append([other.label, str(other.num_samples), *(_cell(mean[m]) for m in METRICS), _cell(mean["seconds_per_sample"], 3)])
+        rows.append(
+            [other.label, str(other.num_samples), *(_cell(mean[m]) for m in METRICS), _cell(mean["seconds_per_sample"], 3)]
+        )
     lines += _table(header, rows)
     lines += ["", SIFID_NOTE, LAYOUT_NOTE, NIQE_NOTE]
     lines += ["", "## The paper's Table 1 (15 images, 50 samples each, A6000)", ""]
-    paper_rows = [[name, _cell(sifid), _cell(lpips), _cell(seconds, 3)] for name, (sifid, lpips, seconds) in PAPER_TABLE_1.items()]
+    paper_rows = [
+        [name, _cell(sifid), _cell(lpips), _cell(seconds, 3)] for name, (sifid, lpips, seconds) in PAPER_TABLE_1.items()
+    ]
     lines += _table(["method", "SIFID (torchvision weights)", "LPIPS div.", "s / sample (GPU)"], paper_rows)
     lines += ["", f"## Per image: {run.label}", ""]
     per_image = [[row.image, *(_cell(row.metrics.get(m)) for m in METRICS), _cell(row.seconds_per_sample, 3)] for row in run.rows]
@@ -113,7 +117,9 @@ def report_markdown(run: EvaluationRun, runs: list[EvaluationRun], command: str 
     lines += ["", "## Diversity against SIFID", "", "![diversity against SIFID](figures/diversity_vs_sifid.png)"]
     lines += ["", "## Cost of the metrics (seconds per image, mean)", ""]
     costs = {m: float(np.mean([row.metric_seconds.get(m, math.nan) for row in run.rows])) for m in METRICS}
-    lines += _table([HEADERS[m] for m in METRICS] + ["all"], [[_cell(costs[m], 3) for m in METRICS] + [_cell(sum(costs.values()), 3)]])
+    lines += _table(
+        [HEADERS[m] for m in METRICS] + ["all"], [[_cell(costs[m], 3) for m in METRICS] + [_cell(sum(costs.values()), 3)]]
+    )
     if run.sheets:
         lines += ["", "## Samples (input, then the first samples)", ""]
         for stem in run.sheets:
@@ -135,8 +141,9 @@ def plot_diversity_against_sifid(runs: list[EvaluationRun], path: Path) -> None:
         axes.scatter([mean["sifid"]], [mean["lpips_diversity"]], s=40)
         seconds = mean["seconds_per_sample"]
         timing = "" if math.isnan(seconds) else f"\n{seconds:.2f} s / sample"
-        axes.annotate(run.label + timing, (mean["sifid"], mean["lpips_diversity"]), textcoords="offset points",
-                      xytext=(6, 4), fontsize=8)
+        axes.annotate(
+            run.label + timing, (mean["sifid"], mean["lpips_diversity"]), textcoords="offset points", xytext=(6, 4), fontsize=8
+        )
     axes.set_xlabel("SIFID (FID-Inception weights; lower: closer patch statistics)")
     axes.set_ylabel("LPIPS diversity (higher: more varied samples)")
     axes.set_title("Diversity against SIFID, means over images")

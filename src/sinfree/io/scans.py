@@ -194,8 +194,10 @@ def _decode_pixels(ds, path: Path) -> np.ndarray:
         return np.asarray(ds.pixel_array)
     except Exception as error:  # noqa: BLE001 - decoders raise RuntimeError, ValueError, OSError, ...
         if syntax.is_compressed:
-            raise ScanError(f"{path}: the pixel data is compressed as {syntax.name} ({syntax}), which cannot be decoded here"
-                            f" ({_decoder_problem(syntax, error)})") from None
+            raise ScanError(
+                f"{path}: the pixel data is compressed as {syntax.name} ({syntax}), which cannot be decoded here"
+                f" ({_decoder_problem(syntax, error)})"
+            ) from None
         raise ScanError(f"{path}: cannot read the DICOM pixel data ({_first_line(error)}); is it truncated or corrupt?") from None
 
 
@@ -439,8 +441,13 @@ def _refuse_source(scan: Scan, path: Path) -> None:
 
 
 def _to_stored(
-    data: np.ndarray, dtype: np.dtype, slope: float, intercept: float, stored_range: tuple[float, float] | None,
-    clip: bool, scan: Scan,
+    data: np.ndarray,
+    dtype: np.dtype,
+    slope: float,
+    intercept: float,
+    stored_range: tuple[float, float] | None,
+    clip: bool,
+    scan: Scan,
 ) -> tuple[np.ndarray, int]:
     """Physical values -> stored values of ``dtype``; (array, how many were clipped)."""
     values = data if (slope, intercept) == (1.0, 0.0) else (data - intercept) / slope
@@ -507,8 +514,14 @@ def _set_pixels(ds, stored: np.ndarray) -> None:
     element = ds["PixelData"]
     element.VR = "OB" if int(ds.BitsAllocated) == 8 else "OW"
     element.is_undefined_length = False
-    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths", "SmallestImagePixelValue", "LargestImagePixelValue",
-                    "SmallestPixelValueInSeries", "LargestPixelValueInSeries"):
+    for keyword in (
+        "ExtendedOffsetTable",
+        "ExtendedOffsetTableLengths",
+        "SmallestImagePixelValue",
+        "LargestImagePixelValue",
+        "SmallestPixelValueInSeries",
+        "LargestPixelValueInSeries",
+    ):
         if keyword in ds:
             del ds[keyword]
 
@@ -607,8 +620,15 @@ def _tiff_bytes(stored: np.ndarray, meta: dict, settings: dict) -> bytes:
     extrasamples = ("unassalpha",) if channels in (2, 4) else None
     description = "; ".join(f"{key}: {value}" for key, value in settings.items()) or None
     buffer = io.BytesIO()
-    tifffile.imwrite(buffer, stored, photometric=photometric, extrasamples=extrasamples, metadata=None,
-                     description=description, software="sinfree")
+    tifffile.imwrite(
+        buffer,
+        stored,
+        photometric=photometric,
+        extrasamples=extrasamples,
+        metadata=None,
+        description=description,
+        software="sinfree",
+    )
     return buffer.getvalue()
 
 

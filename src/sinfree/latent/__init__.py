@@ -31,4 +31,13 @@ def make_codec(latent: str | Codec | None) -> Codec | None:
     raise ValueError(f"latent must be {LATENT_CHOICES}; got {latent!r}")
 
 
-__all__ = ["LATENT_CHOICES", "LATENT_PATCH_SIZE", "Codec", "PCACodec", "VAECodec", "circular_padding", "make_codec", "pad_to_multiple"]
+__all__ = [
+    "LATENT_CHOICES",
+    "LATENT_PATCH_SIZE",
+    "Codec",
+    "PCACodec",
+    "VAECodec",
+    "circular_padding",
+    "make_codec",
+    "pad_to_multiple",
+]

@@ -92,7 +92,9 @@ class PCACodec(Codec):
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         self._check_fitted()
         if image.shape[0] * self.block**2 != len(self.mean):
-            raise ValueError(f"this PCA codec was fitted to {len(self.mean) // self.block**2}-channel images, got {image.shape[0]} channels")
+            raise ValueError(
+                f"this PCA codec was fitted to {len(self.mean) // self.block**2}-channel images, got {image.shape[0]} channels"
+            )
         height, width = self.latent_shape(tuple(image.shape[-2:]))
         latent = torch.empty(self.basis.shape[1], height, width, dtype=torch.float32)
         projection = self.basis * self.scale
@@ -118,7 +120,11 @@ class PCACodec(Codec):
     def describe(self) -> dict:
         described = {"name": self.name, "factor": self.factor, "block": self.block, "components": self.components}
         if self.fitted:
-            described |= {"channels": self.basis.shape[1], "scale": round(self.scale, 6), "explained_variance": round(self.explained, 6)}
+            described |= {
+                "channels": self.basis.shape[1],
+                "scale": round(self.scale, 6),
+                "explained_variance": round(self.explained, 6),
+            }
         return described
 
     def estimate_bytes(self, image_channels: int, input_shape: Shape, output_shape: Shape) -> int:

