@@ -1,20 +1,23 @@
-"""Energy of xhat0 at large outputs, with and without energy rectification (DESIGN.md §2, RectifiedHR).
+"""Energy of xhat0 at large outputs, with and without energy rectification: docs/large-outputs.md,
+"Energy rectification" (its table and figure).
 
-    python benchmarks/bench_energy.py [--image balloons.png] [--sizes 1024 4096] [--seeds 2] [--rectify 0.5]
-    python benchmarks/bench_energy.py --latent none --sizes 512 --seeds 1 --tag _pixel   # pixel space
-    python benchmarks/bench_energy.py --rho 0.1 --tag _rho0.1   # a narrower Gaussian fold window
+    python benchmarks/bench_energy.py --sizes 1024 --seeds 1
+    python benchmarks/publish.py          # writes the table into docs/large-outputs.md
 
 For each output size (square, latent pca unless --latent, automatic scales) and rectification off / on: samples of
-seeds 0..N-1, an ``EnergyTrace`` of xhat0 per scale and step, and against the reference: the final
-HF energy ratio of the latent (to the reference latent's level 0) and of the decoded pixels, the
-multi-scale patch sliced Wasserstein distance, the median nearest-patch distance and the copying rate
-(all on the central 1024^2 crop of larger outputs). A run at the input's own size is the baseline.
-Writes benchmarks/results_energy.txt and docs/energy_vs_step.png (HF ratio against step, per scale).
+seeds 0..N-1 of ``--image`` (from ``benchmarks/sinddm15``), an ``EnergyTrace`` of xhat0 per scale and step, and
+against the reference: the final HF energy ratio of the latent (to the reference latent's level 0) and of the
+decoded pixels, the multi-scale patch sliced Wasserstein distance, the median nearest-patch distance and the
+copying rate (all on the central 1024^2 crop of larger outputs). A run at the input's own size is the baseline.
+Writes benchmarks/results/energy{TAG}.txt and .json (with the stamp) and docs/img/results/energy_vs_step{TAG}.png
+(HF ratio against step, per scale).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import time
 from pathlib import Path
 
@@ -22,6 +25,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import stamp
 import torch
 
 from sinfree.coarse_to_fine import reference_levels
@@ -32,9 +36,9 @@ from sinfree.metrics import copying_rate, nearest_patch_distance, sliced_wassers
 from sinfree.settings import preset_settings
 
 HERE = Path(__file__).resolve().parent
-BENCHMARK_DIR = HERE.parents[1] / "shared" / "benchmarks" / "sinddm15"
-RESULTS = HERE / "results_energy.txt"
-PLOT = HERE.parent / "docs" / "energy_vs_step.png"
+BENCHMARK_DIR = Path(os.environ.get("SINFREE_BENCHMARK_DIR") or HERE / "sinddm15")
+RESULTS = HERE / "results" / "energy.txt"
+PLOT = HERE.parent / "docs" / "img" / "results" / "energy_vs_step.png"
 METRIC_CROP_SIDE = 1024
 
 
@@ -84,6 +88,7 @@ def main() -> None:
     parser.add_argument("--rho", type=float, default=0.2, help="the Gaussian fold window's width (Algorithm 1)")
     parser.add_argument("--tag", default="", help="suffix of the results and plot file names")
     args = parser.parse_args()
+    measured = stamp.measure()
     image = BENCHMARK_DIR / args.image
     latent = None if args.latent == "none" else args.latent
     results, figure = (path.with_stem(path.stem + args.tag) for path in (RESULTS, PLOT))
@@ -113,7 +118,16 @@ def main() -> None:
         _, ratios = found["trace"].curve(0)
         label = "input" if size is None else f"{size[0]}^2 rectify {'off' if rectify is None else rectify}"
         lines.append(f"{label:>22}: " + " ".join(f"{r:.3f}" for r in ratios))
+    results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text("\n".join(lines) + "\n")
+    keys = ("seconds", "latent_hf", "pixel_hf", "swd", "nn", "copy", "scales")
+    entries = [
+        {"size": None if size is None else size[0], "rectify": rectify} | {key: found[key] for key in keys}
+        for (size, rectify), found in runs.items()
+    ]
+    settings = {"image": args.image, "latent": args.latent, "seeds": args.seeds, "rho": args.rho}
+    payload = {"stamp": measured, "settings": settings, "entries": entries}
+    results.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     plot(runs, figure)
     print(f"wrote {results} and {figure}")
 

@@ -1,8 +1,11 @@
-"""Enhancement benchmark (issue 6, item 4): sinfree's training-free restoration (``sinfree.enhance.enhance``)
-against classical baselines on real images that ship with packages, under synthetic degradations.
+"""Enhancement benchmark: sinfree's training-free restoration (``sinfree.enhance.enhance``) against classical
+baselines on real images that ship with packages, under synthetic degradations: docs/enhancement.md, its table.
 
-    python benchmarks/bench_enhance.py [--crop 128] [--out results_enhance.json] [--text results_enhance.txt]
-                                      [--images a,b] [--rows r1,r2] [--method two-stage|one-stage]
+    python benchmarks/bench_enhance.py --images CT_small,MR_small,anatomical_nii,camera,shepp_logan_phantom
+    python benchmarks/publish.py          # writes the table into docs/enhancement.md
+
+Options: [--crop 128] [--out benchmarks/results/enhance.json] [--text benchmarks/results/enhance.txt]
+[--images a,b] [--rows r1,r2] [--method two-stage|one-stage]; the JSON carries the stamp (date, CPU, threads).
 
 Images (float gray in [0, 1]; centre crops of at most ``--crop`` px per side, rounded down to a multiple
 of 4 so that x2 / x4 downsampling is exact): pydicom's CT_small.dcm and MR_small.dcm and nibabel's
@@ -27,7 +30,7 @@ then cropped). Super-resolution: bicubic (``skimage.transform.resize``, order 3)
 super-resolution the nearest-neighbour upsampling).
 
 PSNR and SSIM: ``skimage.metrics`` with data_range = the clean crop's max - min. Seconds: wall time per
-image per method on this machine (CPU), after one untimed warm-up call of ``enhance``. The table's last
+image per method (CPU), after one untimed warm-up call of ``enhance``. The table's last
 columns: the best baseline of the row (highest mean PSNR among non-local means, TV, BM3D, Richardson-Lucy,
 bicubic and biharmonic) and ours minus it, and ours minus non-local means.
 """
@@ -43,6 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import stamp
 import torch
 from skimage.color import rgb2gray
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -245,15 +249,18 @@ def _comparison(per_image: dict, row: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crop", type=int, default=128, help="centre crops of at most this many px per side")
-    parser.add_argument("--out", default=None, help="per-image JSON (default results_enhance[_CROP].json here)")
-    parser.add_argument("--text", default=None, help="the printed report (default results_enhance[_CROP].txt here)")
+    parser.add_argument("--out", default=None, help="per-image JSON (default results/enhance[_CROP].json here)")
+    parser.add_argument("--text", default=None, help="the printed report (default results/enhance[_CROP].txt here)")
     parser.add_argument("--images", default="", help="comma-separated subset of image names")
     parser.add_argument("--rows", default="", help="comma-separated subset of rows")
     parser.add_argument("--method", default="two-stage", help="enhance's method: two-stage (default) or one-stage")
     args = parser.parse_args()
-    stem = "results_enhance" + ("" if args.crop == 128 else f"_{args.crop}")
-    out = Path(args.out or Path(__file__).with_name(stem + ".json"))
-    text_path = Path(args.text or Path(__file__).with_name(stem + ".txt"))
+    stem = "enhance" + ("" if args.crop == 128 else f"_{args.crop}")
+    out = Path(args.out or Path(__file__).parent / "results" / (stem + ".json"))
+    text_path = Path(args.text or Path(__file__).parent / "results" / (stem + ".txt"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text_path.parent.mkdir(parents=True, exist_ok=True)
+    measured = stamp.measure()
     torch.manual_seed(0)
     started = time.perf_counter()
     all_images = load_images(args.crop)
@@ -290,6 +297,7 @@ def main() -> None:
     out.write_text(
         json.dumps(
             {
+                "stamp": measured,
                 "rows": rows,
                 "methods": METHODS,
                 "method": args.method,

@@ -1,8 +1,8 @@
-"""The paper's timing table at 256^2 .. 8192^2 (issue 3, item 3): pixel fast path and latent path,
-seconds per sample, peak memory and quality figures, each configuration in a fresh process.
+"""Large outputs, 256^2 .. 8192^2: pixel fast path against the latent path, seconds per sample and peak
+memory: docs/large-outputs.md, "Pixels or latent".
 
-    python benchmarks/bench_large.py [--sides 256 512 1024 2048 4096 8192] [--configs auto pca pca:4]
-                                     [--budget 600] [--image astronaut|PATH] [--out benchmarks/results_large]
+    python benchmarks/bench_large.py --sides 1024 4096 8192 --configs auto pca --budget 150
+    python benchmarks/publish.py          # writes the table into docs/large-outputs.md
 
 Rows: square inputs of each side (scikit-image's astronaut, 512^2, or ``--image``, resized with PIL
 bicubic to the side) generating an output of the same size, T = 10, one sample, seed 0. Columns:
@@ -13,7 +13,7 @@ bicubic to the side) generating an output of the same size, T = 10, one sample, 
 
 Every entry runs in its own child process (``--child``), which first warms up on a tiny input (the
 numba kernels of ``patchmatch`` and SDPA, both in pixel and latent space) and then times one sample.
-Reported per entry: wall seconds and the process's CPU seconds (the machine is shared: the CPU time
+Reported per entry: wall seconds and the process's CPU seconds (on shared cores the CPU time
 is the steadier figure), the load average (``os.getloadavg()``, 1 min) before and after, the peak
 resident memory of the run (the kernel's VmHWM, reset through /proc/self/clear_refs right before the
 run, minus the resident memory then), the plan's estimate (``plan_run(...).peak_bytes``), the patch
@@ -25,7 +25,8 @@ An entry runs only when its time predicted from the same column's measured entri
 ``--budget`` seconds: the last measured time times the observed growth per doubling of the side
 (the ratio of the last two measured entries, at least 4, the growth of the output's pixels; x4
 with one entry). Predicted entries are marked ``~``. A child that runs past 1.5 x budget is stopped
-and its entry reads ``>``.
+and its entry reads ``>``. Writes ``--out``.txt and ``--out``.json (default ``benchmarks/results/large``), the
+JSON with the stamp that ``publish.py`` prints under the table.
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["auto", "pca", "pca:4"])
     parser.add_argument("--budget", type=float, default=600.0, help="longest run made, in seconds (predicted)")
     parser.add_argument("--image", default="astronaut", help="astronaut (scikit-image) or an image path")
-    parser.add_argument("--out", type=Path, default=HERE / "results_large", help="writes OUT.txt and OUT.json")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "large", help="writes OUT.txt and OUT.json")
     parser.add_argument("--child", nargs=2, metavar=("SIDE", "CONFIG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -215,6 +216,9 @@ def main() -> None:
 
     for config in args.configs:
         config_settings(config)
+    import stamp
+
+    measured = stamp.measure()
     lines = [
         f"bench_large: input {args.image} resized (PIL bicubic) to each side, output the same size, T = 10, one sample, seed 0;",
         f"budget {args.budget:.0f} s per entry (predicted); {os.cpu_count()} CPUs; started {time.strftime('%Y-%m-%d %H:%M:%S')}, "
@@ -262,8 +266,9 @@ def main() -> None:
     lines.append(f"finished {time.strftime('%Y-%m-%d %H:%M:%S')}, load {os.getloadavg()[0]:.1f}")
     text = "\n".join(lines) + "\n"
     print("\n" + "\n".join(lines[3:]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".txt").write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(table, indent=1))
+    args.out.with_suffix(".json").write_text(json.dumps({"stamp": measured, "entries": table}, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,21 +1,24 @@
-"""The paper's timing table on this machine, in one run: seconds per sample and ratios (issue 3, item 6).
+"""Seconds per sample at the paper's timing setting and larger sizes: docs/performance.md, both timing tables.
 
-    python benchmarks/bench_timing.py [--sides 256 512 1024] [--budget 600] [--backends chunked exact faiss-ivf auto]
-                                      [--quality] [--json FILE]
+    python benchmarks/bench_timing.py --sides 512 1024 --backends ivf patchmatch auto --budget 60 --presets
+    python benchmarks/publish.py          # writes the tables into docs/performance.md
 
-Rows: the Table-1 setting on a 248 x 186 benchmark image (balloons), then square inputs of each
-``--sides`` (scikit-image's astronaut, resized) generating an output of the same size (T = 10,
-P = 15, S = 4). Columns: the plain chunked softmax (``chunked``), fused attention (``exact``), the
-paper's ANN (faiss IVF, ``faiss-ivf``), our GEMM inverted file (``ivf``) and the fastest
-configuration (``auto``: exact on the cheap coarse scales, the fused PatchMatch elsewhere), each
-with its speed-up over ``chunked``.
+Rows: the Table-1 setting on a 248 x 186 benchmark image (balloons, from ``benchmarks/sinddm15``), then
+square inputs of each ``--sides`` (scikit-image's astronaut, resized with PIL bicubic) generating an output
+of the same size (T = 10, P = 15, S = 4: the ``paper`` preset). Columns: each of ``--backends`` (``chunked``:
+the plain chunked softmax of Eq. 2; ``exact``: fused attention; ``faiss-ivf``: the paper's ANN; ``ivf``: our
+GEMM inverted file; ``patchmatch``; ``auto``: exact on the cheap coarse scales, PatchMatch elsewhere), each
+with its speed-up over the first column measured in the same run.
 
-A run is made only when its predicted time is within ``--budget`` seconds: the prediction scales
-the last measured time of the same backend by the work of Eq. 2 (N M for the exact backends,
-N sqrt(M) for the inverted files, N for PatchMatch). Predicted entries are marked ``~``; nothing is measured twice.
-With ``--presets``, the default preset's time per sample is measured beside the paper's (auto backend,
-interleaved, best of 3) and printed as a ratio (issue 18: at most 1.5x). With ``--quality``, the quality figures of item 5 are printed too (``bench_quality.py``, from its
-cache of exact samples; images without cached exact samples are skipped, not recomputed).
+A run is made only when its predicted time is within ``--budget`` seconds: the prediction scales the last
+measured time of the same backend by the work of Eq. 2 (N M for the exact backends, N sqrt(M) for the inverted
+files, N for PatchMatch). Predicted entries are marked ``~``; nothing is measured twice.
+
+With ``--presets``: the ``default`` preset's seconds per sample beside the ``paper`` preset's (auto backend),
+interleaved, best of ``--repeats``, and their ratio: the second table of docs/performance.md.
+
+Writes ``--json`` (default ``benchmarks/results/timing.json``) with the stamp (date, CPU, threads, command,
+load average) that ``publish.py`` prints under the tables.
 """
 
 from __future__ import annotations
@@ -23,19 +26,21 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import skimage.data
-import torch
+import stamp
 from PIL import Image
 
 from sinfree import generate_samples, preset_settings
 from sinfree.backends import AUTO, AUTO_FAST, AUTO_FAST_OPTIONS
 from sinfree.io.images import load_image
 
-BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "sinddm15"
+HERE = Path(__file__).resolve().parent
+BENCHMARK_DIR = Path(os.environ.get("SINFREE_BENCHMARK_DIR") or HERE / "sinddm15")
 EXACT_BACKENDS = ("chunked", "exact", "reference")
 
 
@@ -68,18 +73,22 @@ def time_one_sample(image, backend: str, preset: str = "paper") -> float:
     return time.perf_counter() - start
 
 
-def compare_presets(rows: list, repeats: int = 3) -> None:
+def compare_presets(rows: list, repeats: int) -> list[dict]:
     """The default preset against the paper's, auto backend: best of ``repeats`` interleaved runs per row."""
-    print("\nseconds per sample, auto backend, best of 3 interleaved runs: default preset / paper preset")
+    print(f"\nseconds per sample, auto backend, best of {repeats} interleaved runs: default preset / paper preset")
+    found = []
     for label, image, _ in rows:
         best = {"paper": math.inf, "default": math.inf}
         for _ in range(repeats):
             for preset in best:
                 best[preset] = min(best[preset], time_one_sample(image, AUTO, preset))
+        found.append({"row": label, **best, "repeats": repeats})
         print(
-            f"  {label:28s} paper {best['paper']:7.2f} s  default {best['default']:7.2f} s  ratio {best['default'] / best['paper']:.2f}",
+            f"  {label:28s} paper {best['paper']:7.2f} s  default {best['default']:7.2f} s  "
+            f"ratio {best['default'] / best['paper']:.2f}",
             flush=True,
         )
+    return found
 
 
 def main() -> None:
@@ -87,15 +96,17 @@ def main() -> None:
     parser.add_argument("--sides", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--backends", nargs="+", default=["chunked", "exact", "faiss-ivf", "ivf", "auto"])
     parser.add_argument("--budget", type=float, default=600.0, help="longest run made, in seconds (predicted)")
-    parser.add_argument("--quality", action="store_true", help="also print bench_quality's figures (cached exact samples)")
-    parser.add_argument("--json", type=Path)
     parser.add_argument("--presets", action="store_true", help="also time the default preset against the paper's (auto)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per preset with --presets (best kept)")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "timing.json")
     args = parser.parse_args()
-    print(f"{torch.get_num_threads()} threads; Table-1 setting (T = 10, P = 15, S = 4); budget {args.budget:.0f} s per run\n")
+    measured = stamp.measure()
+    print(f"{measured['threads']} threads; Table-1 setting (T = 10, P = 15, S = 4); budget {args.budget:.0f} s per run\n")
 
     balloons = BENCHMARK_DIR / "balloons.png"
-    rows = [("Table 1, balloons 248x186", balloons, tuple(load_image(balloons)[0].shape[-2:]))]
-    rows += [(f"{side}x{side} -> {side}x{side}", square_input(side), (side, side)) for side in args.sides]
+    shape = tuple(load_image(balloons)[0].shape[-2:])
+    rows = [(f"Table 1 (balloons, {shape[1]} x {shape[0]})", balloons, shape)]
+    rows += [(f"{side}^2 -> {side}^2", square_input(side), (side, side)) for side in args.sides]
     rows.sort(key=lambda row: row[2][0] * row[2][1])  # small first: the larger rows are predicted from them
 
     for backend in args.backends:
@@ -124,30 +135,14 @@ def main() -> None:
             cell = entry[backend]
             mark = "" if cell["measured"] else "~"
             speed_up = entry[base]["seconds"] / cell["seconds"]
-            cells.append(f"{mark}{cell['seconds']:.1f} ({speed_up:.0f}x)".rjust(18))
+            cells.append(f"{mark}{cell['seconds']:.1f} ({speed_up:.1f}x)".rjust(18))
         print(f"{entry['row']:32s}" + "".join(cells))
-    if args.json:
-        args.json.write_text(json.dumps(table, indent=1))
-    if args.presets:
-        compare_presets(rows)
-
-    if args.quality:
-        import bench_quality
-
-        cache = Path(__file__).resolve().parent / "cache"
-        images = [p for p in sorted(BENCHMARK_DIR.glob("*.png")) if (cache / "exact" / p.stem / "seed2.npy").exists()]
-        if not images:
-            print("\nno cached exact samples: run bench_quality.py --backends exact first")
-            return
-        specs = ["exact", *[b for b in args.backends if b not in EXACT_BACKENDS]]
-        quality_rows = {spec: {p.stem: bench_quality.image_figures(p, spec, 3, cache) for p in images} for spec in specs}
-        means = bench_quality.summarise(quality_rows, specs)
-        print(f"\nquality over {len(images)} image(s) with 3 cached exact seeds each, (ratio to exact):")
-        for spec, m in means.items():
-            print(
-                f"  {spec:10s} SWD {m['swd']:.4f} ({m['swd_ratio']:.3f})  NN dist {m['nn_dist']:.4f} ({m['nn_dist_ratio']:.3f})"
-                f"  diversity {m['diversity']:.3f} ({m['diversity_ratio']:.3f})"
-            )
+    presets = compare_presets(rows, args.repeats) if args.presets else None
+    measured["load_after"] = os.getloadavg()[0]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    result = {"stamp": measured, "backends": args.backends, "rows": table, "presets": presets}
+    args.json.write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Side-by-side pictures of the enhancement benchmark (issue 6): clean | degraded | best baseline | ours.
+"""The figure of docs/enhancement.md: clean | degraded | best baseline | ours, for five cases of the benchmark.
 
-    python benchmarks/figure_enhance.py [--out docs/enhance_examples.png] [--crop 128]
+    python benchmarks/figure_enhance.py [--out docs/img/results/enhance_examples.png] [--crop 128]
 
 One row per case (an image of ``bench_enhance.py`` under one of its degradations, made by its ``run_row``
 with the same seed, so the pictures are the benchmark's), each panel titled with its PSNR / SSIM against
@@ -44,7 +44,7 @@ def best_baseline(clean: np.ndarray, restored: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "enhance_examples.png")
+    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "img" / "results" / "enhance_examples.png")
     parser.add_argument("--crop", type=int, default=128)
     args = parser.parse_args()
     images = load_images(args.crop)

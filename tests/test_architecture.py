@@ -84,14 +84,14 @@ def test_the_cli_options_import_no_command_and_no_torch():
 
 
 def test_ruff_check_and_format_are_clean():
-    """The linter (pyproject's [tool.ruff]) and the formatter find nothing in src, tests and benchmarks."""
+    """The linter (pyproject's [tool.ruff]) and the formatter find nothing in src, tests, benchmarks and scripts."""
     import shutil
     import subprocess
 
     ruff = shutil.which("ruff")
     assert ruff, "ruff is in the test extra: pip install -e '.[test]'"
     repository = ROOT.parents[1]
-    folders = [str(repository / name) for name in ("src", "tests", "benchmarks")]
+    folders = [str(repository / name) for name in ("src", "tests", "benchmarks", "scripts")]
     for command in ([ruff, "check", *folders], [ruff, "format", "--check", *folders]):
         result = subprocess.run(command, capture_output=True, text=True, cwd=repository, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr

@@ -292,7 +292,7 @@ def test_version_and_help_do_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported by --help'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "sinfree 0.1.0" in result.stdout, result.stderr
+    assert result.returncode == 0 and "sinfree 0.2.0" in result.stdout, result.stderr
 
 
 def test_importing_the_library_leaves_the_environment_alone():

@@ -118,10 +118,10 @@ def test_masked_patch_set_misses_the_mask():
 
 def test_backend_choice():
     assert masked_backend("auto", {"k": 3, "tail": 4}, 100, 100, 147) == ("exact", {})
-    assert masked_backend("auto", {"k": 3, "tail": 4}, 10**5, 10**5, 675) == ("ivf", {"k": 3})  # patchmatch's tail dropped
+    name, options = masked_backend("auto", {"k": 3, "tail": 4}, 10**5, 10**5, 675)
+    assert name == "patchmatch" and options["k"] == 3 and options["tail"] == 4  # the same policy as generation's
     assert masked_backend("exact", {}, 10**5, 10**5, 675) == ("exact", {})
-    with pytest.raises(SinfreeError, match="patchmatch"):
-        Inpaint(np.ones((4, 4)), backend="patchmatch")
+    assert Inpaint(np.ones((4, 4)), backend="patchmatch").backend == "patchmatch"  # searches the unmasked patches only
     with pytest.raises(SinfreeError, match="unknown backend"):
         Inpaint(np.ones((4, 4)), backend="nonsense")
 
@@ -237,3 +237,32 @@ def test_cli_bad_masks_fail_cleanly(files, mask, needle):
     assert result.stderr.strip().splitlines()[-1].startswith(f"sinfree: error: {files / 'bad.png'}: ")
     assert needle in result.stderr.strip().splitlines()[-1]
     assert not (files / "out").exists()  # failed before any work
+
+
+def test_masked_patchmatch_is_eq2_over_the_unmasked_patches(small_rgb):
+    """PatchMatch restricted to the patches that miss the hole: with k at least their number it is exact Eq. 2
+    over them (against the float64 brute force, to fp32's rounding); with the default k the search never proposes a masked patch and
+    the fill stays close to exact."""
+    import torch
+
+    from sinfree.backends.patchmatch import PatchMatchDenoiser
+    from sinfree.editing.inpaint import clean_patch_grid
+    from sinfree.image_denoiser import ImageDenoiser
+
+    image = torch.tensor(small_rgb).permute(2, 0, 1).double() / 127.5 - 1
+    unknown = torch.zeros(image.shape[1:], dtype=torch.bool)
+    unknown[12:26, 10:30] = True
+    p = 5
+    valid = clean_patch_grid(unknown, p)
+    grid = image.unfold(1, p, 1).unfold(2, p, 1).permute(1, 2, 0, 3, 4)
+    brute = ImageDenoiser(image, p, backend="reference", patches=grid[valid].reshape(int(valid.sum()), -1))
+    x = 0.6 * image + 0.4 * torch.randn(image.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    everything = PatchMatchDenoiser(image.float(), p, k=10**6, tail=0, min_weight=0, valid=valid)  # no weight dropped
+    # fp32 distances: at s = 0.05 their rounding is scaled by 1 / (2 s^2) = 200 in the logits
+    for alpha, sigma, tolerance in ((0.6, 0.4, 2e-5), (0.0, 1.0, 1e-6), (0.95, 0.05, 5e-4)):
+        assert torch.allclose(everything(x.float(), alpha, sigma).double(), brute(x, alpha, sigma), atol=tolerance)
+    searched = PatchMatchDenoiser(image.float(), p, valid=valid)
+    out = searched(x.float(), 0.6, 0.4)
+    flags = valid.reshape(-1).numpy()
+    assert flags[searched.field[0][searched.field[0] >= 0]].all()  # no masked patch among the candidates
+    assert (out.double() - brute(x, 0.6, 0.4)).abs().mean() < 0.02

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -19,6 +19,7 @@ _EXPORTS = {
     "make_backend": "backends",
     "InputImageError": "errors",
     "MemoryBudgetError": "errors",
+    "MissingExtraError": "errors",
     "OutputError": "errors",
     "SinfreeError": "errors",
     "GenerationResult": "generation",

@@ -25,3 +25,8 @@ class MemoryBudgetError(SinfreeError):
 
 class MissingModelError(SinfreeError):
     """A model's weights are not on this machine; the message says what to download and where."""
+
+
+class MissingExtraError(SinfreeError):
+    """A feature's optional dependency is not installed; the message names the extra to install
+    (``sinfree.extras.require``)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from .balanced import BalancedBackend
@@ -85,29 +83,20 @@ def backend_class_for(name: str) -> type:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}") from None
 
 
-def choose_backend(
-    name: str, options: dict, flops: float, *, masked: bool = False, exact_flops: float = AUTO_EXACT_FLOPS
-) -> tuple[str, dict]:
+def choose_backend(name: str, options: dict, flops: float, *, exact_flops: float = AUTO_EXACT_FLOPS) -> tuple[str, dict]:
     """The one ``auto`` policy, shared by generation, inpainting and enhancement: the backend and options of
     a problem whose exact Eq. 2 call costs ``flops`` (``PatchBackend.flops``).
 
-    A named backend is kept (checked: unknown names, and with ``masked`` (a patch set with patches left
-    out) the whole-image backends, raise ValueError). ``auto`` is exact Eq. 2 where a call costs at most
-    ``exact_flops``; elsewhere the fast backend, ``patchmatch`` with AUTO_FAST_OPTIONS under ``options``,
-    or for a masked patch set ``ivf`` with the options it takes.
+    A named backend is kept (an unknown name raises ValueError listing the choices). ``auto`` is exact
+    Eq. 2 where a call costs at most ``exact_flops``, the fast backend (``patchmatch``, with
+    AUTO_FAST_OPTIONS under ``options``) elsewhere. Every backend takes a patch set with patches left out
+    (inpainting), patchmatch through its ``valid`` positions.
     """
     backend_class_for(name)  # unknown names: the error listing the choices
-    if masked and name in IMAGE_BACKENDS:
-        raise ValueError(
-            f"backend {name!r} searches the whole image and cannot leave the masked patches out; use auto, exact or ivf"
-        )
     if name != AUTO:
         return name, dict(options)
     if flops <= exact_flops:
         return "exact", {}  # not even the early stride: on the coarse scales it moved the patch SWD up 6-10 %
-    if masked:
-        accepted = inspect.signature(IVFBackend.__init__).parameters
-        return "ivf", {key: value for key, value in options.items() if key in accepted}
     return AUTO_FAST, AUTO_FAST_OPTIONS | options
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 
+from ..extras import require
 from .base import FP32
 from .candidates import CandidateBackend
 
@@ -33,10 +34,7 @@ class FaissIVFBackend(CandidateBackend):
         propagate: bool = False,
         prune_alpha: float | None = None,
     ):
-        try:
-            import faiss
-        except ImportError:
-            raise ValueError("backend 'faiss-ivf' needs faiss-cpu: pip install faiss-cpu") from None
+        faiss = require("faiss", "faiss", "backend 'faiss-ivf'")
         super().__init__(
             patches, nlist=nlist, nprobe=nprobe, k=k, chunk_size=chunk_size, propagate=propagate, prune_alpha=prune_alpha
         )

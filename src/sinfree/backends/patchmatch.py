@@ -75,6 +75,7 @@ class PatchMatchDenoiser:
         early_stride_above: float = 0.3,
         noisy_stride: int = 1,
         noisy_stride_above: float = 0.5,
+        valid: torch.Tensor | np.ndarray | None = None,
     ):
         if reference.ndim != 3:
             raise ValueError(f"reference must be (C, H, W), got shape {tuple(reference.shape)}")
@@ -98,7 +99,12 @@ class PatchMatchDenoiser:
         self.rho = rho
         # patch_positions raises the usual error for a reference smaller than the patch
         self.position_shape = (len(patch_positions(height, patch_size)), len(patch_positions(width, patch_size)))
-        self.num_patches = self.position_shape[0] * self.position_shape[1]
+        self.num_positions = self.position_shape[0] * self.position_shape[1]
+        self.valid = _valid_flags(valid, self.position_shape)
+        self.valid_positions = np.flatnonzero(self.valid).astype(np.int64)
+        self.num_patches = len(self.valid_positions)  # M: the patches Eq. 2 sums over
+        if self.num_patches == 0:
+            raise ValueError("no reference patch is valid: the mask leaves no patch to denoise with")
         self.k = min(k, self.num_patches)
         self.tail = tail
         self.min_weight = min_weight
@@ -120,10 +126,14 @@ class PatchMatchDenoiser:
         self._reference_grid = reference.to(torch.float32).unfold(1, patch_size, 1).unfold(2, patch_size, 1)  # view
         self.window = gaussian_window_1d(patch_size, rho).numpy()
         self.window_row = np.repeat(self.window, self.channels).astype(np.float32)
-        self.mean_patch = _mean_patch(self.reference_rows, self.channels, patch_size, self.position_shape)
+        self.mean_patch = (
+            _mean_patch(self.reference_rows, self.channels, patch_size, self.position_shape)
+            if self.num_patches == self.num_positions
+            else _mean_of(self._reference_grid, self.valid_positions, self.position_shape[1])
+        )
         # the search space: the top principal directions of the reference patches, applied as a convolution
         self.projection = _projection_filters(self._reference_grid, min(project, self.channels * patch_size**2), seed)
-        self.members = _project(reference, self.projection).reshape(self.num_patches, -1)
+        self.members = _project(reference, self.projection).reshape(self.num_positions, -1)
         patch_norms = _box_sums(reference.detach().to(torch.float64).square().sum(dim=0), patch_size).reshape(-1).numpy()
         self.member_residuals = _residual_norms(patch_norms, self.members)  # outside the subspace: for lower bounds
         self.stats = CallStats()
@@ -252,7 +262,7 @@ class PatchMatchDenoiser:
         inf). Where most are (the early steps) the distances come from two convolutions (dense, with
         the samples' patches for the fold); elsewhere from the kernel, for the kept pairs only (sparse)."""
         generator = torch.Generator().manual_seed(self._call_seed())
-        samples = torch.randint(self.num_patches, (self.tail,), generator=generator)
+        samples = torch.from_numpy(self.valid_positions)[torch.randint(self.num_patches, (self.tail,), generator=generator)]
         samples_np = samples.numpy()
         bounds, log_share = _kernels().tail_lower_bounds(
             self._queries,
@@ -305,7 +315,7 @@ class PatchMatchDenoiser:
             _kernels().propagate_and_search(
                 self._queries, self._residuals, self.members, self.member_residuals, np.float32(alpha), len(cols), cand, dist, np.diff(rows), np.diff(cols), hp, wp,
                 BAND_ROWS, (self._calls + n) % 2 == 1, self._call_seed() * 11 + n + 1, True, x, scaled, x_columns,
-                scaled_columns, rows, cols, self.channels, self.patch_size, REFRESH, self.shrink,
+                scaled_columns, rows, cols, self.channels, self.patch_size, REFRESH, self.shrink, self.valid,
             )  # fmt: skip
         self._field = (cand, self._field[1])
         return cand, dist
@@ -330,14 +340,23 @@ class PatchMatchDenoiser:
         self._queries = queries
         self._residuals = _residual_norms(norms, queries)
         if self._field is not None and not _same_grid(self._field_grid, (rows, cols)):  # the early stride ended
-            cand = _regrid_field(self._field[0], *self._field_grid, rows, cols, self.position_shape, self._call_seed())
+            cand = _regrid_field(
+                self._field[0],
+                *self._field_grid,
+                rows,
+                cols,
+                self.position_shape,
+                self._call_seed(),
+                self.valid,
+                self.valid_positions,
+            )
             self._field = (cand, np.empty(cand.shape, dtype=np.float32))
         self._field_grid = (rows, cols)
         if self._field is None or self._field[0].shape[0] != num_queries:
             if self._trajectory_seed is None:
                 self._trajectory_seed = (self.seed * 0x9E3779B1 + zlib.crc32(queries[: min(len(queries), 64)].tobytes())) % 2**31
                 self._calls = 0
-            cand = _kernels().random_field(num_queries, self.k, self.num_patches, self._call_seed())
+            cand = _kernels().random_field(num_queries, self.k, self.valid_positions, self._call_seed())
             self._field = (cand, np.empty(cand.shape, dtype=np.float32))
             passes = self.first_passes
         cand, dist = self._field
@@ -351,7 +370,7 @@ class PatchMatchDenoiser:
                 _kernels().propagate_and_search(
                     queries, self._residuals, self.members, self.member_residuals, alpha32, len(cols), cand, dist, row_step, col_step, hp, wp, BAND_ROWS, forward,
                     self._call_seed() * 7 + n + 1, False, x, scaled, x, scaled, rows, cols, self.channels, self.patch_size,
-                    REFRESH, self.shrink,
+                    REFRESH, self.shrink, self.valid,
                 )  # fmt: skip  # (the transposed images are read by full passes only)
         return cand, dist
 
@@ -434,16 +453,40 @@ def _same_grid(grid, other) -> bool:
     return grid is not None and all(np.array_equal(a, b) for a, b in zip(grid, other))
 
 
-def _regrid_field(cand, old_rows, old_cols, rows, cols, position_shape, seed: int = 0) -> np.ndarray:
+def _regrid_field(
+    cand, old_rows, old_cols, rows, cols, position_shape, seed: int = 0, valid=None, valid_positions=None
+) -> np.ndarray:
     """The candidates (n_old, k) of a field on the query grid (old_rows, old_cols) carried to the grid
     (rows, cols): each query takes the candidates of the nearest old query, shifted by the offset between
     the two (PatchMatch's coherence; unshifted where the shift leaves the reference), duplicates in a
-    query's list replaced by random positions (from ``seed``). Positions are ``row * Wp + col`` on ``position_shape``."""
+    query's list replaced by random positions (from ``seed``). Positions are ``row * Wp + col`` on ``position_shape``;
+    only ``valid`` ones (flags, default all) are used."""
+    if valid is None:
+        valid = np.ones(position_shape[0] * position_shape[1], dtype=np.uint8)
+        valid_positions = np.arange(len(valid), dtype=np.int64)
     near_rows = np.abs(rows[:, None] - old_rows[None, :]).argmin(axis=1)
     near_cols = np.abs(cols[:, None] - old_cols[None, :]).argmin(axis=1)
     return _kernels().regrid_field(
         cand, len(old_cols), near_rows, near_cols, rows - old_rows[near_rows], cols - old_cols[near_cols], *position_shape, seed,
+        valid, valid_positions,
     )  # fmt: skip
+
+
+def _valid_flags(valid, position_shape: tuple[int, int]) -> np.ndarray:
+    """The reference positions a search may use, as uint8 flags (Hp * Wp,): all, or the True ones of ``valid`` (Hp, Wp)."""
+    if valid is None:
+        return np.ones(position_shape[0] * position_shape[1], dtype=np.uint8)
+    flags = np.asarray(valid.cpu() if isinstance(valid, torch.Tensor) else valid, dtype=bool)
+    if flags.shape != tuple(position_shape):
+        raise ValueError(f"valid must have the reference's patch-position shape {tuple(position_shape)}, got {flags.shape}")
+    return np.ascontiguousarray(flags.reshape(-1), dtype=np.uint8)
+
+
+def _mean_of(reference_grid: torch.Tensor, positions: np.ndarray, wp: int) -> np.ndarray:
+    """The mean of the patches at ``positions`` (the alpha = 0 limit of Eq. 2 over them), as a (P, P * C) image."""
+    index = torch.from_numpy(positions)
+    patches = reference_grid[:, index // wp, index % wp].to(torch.float64).mean(dim=1)  # (C, P, P)
+    return patches.permute(1, 2, 0).reshape(patches.shape[1], -1).to(torch.float32).numpy()
 
 
 def _kernels():

@@ -185,18 +185,20 @@ def _score(
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def random_field(num_queries, k, num_positions, seed):
-    """k distinct random candidate positions per query (all positions, in order, when k >= their number)."""
+def random_field(num_queries, k, valid_positions, seed):
+    """k distinct random candidate positions per query, drawn from ``valid_positions`` (all of them, in
+    order, when k >= their number)."""
+    num_positions = valid_positions.shape[0]
     cand = np.empty((num_queries, k), dtype=np.int64)
     for q in prange(num_queries):
         if k >= num_positions:
             for j in range(k):
-                cand[q, j] = j if j < num_positions else -1
+                cand[q, j] = valid_positions[j] if j < num_positions else -1
             continue
         j = 0
         draw = 0
         while j < k:
-            position = _random_below(seed, q, draw, num_positions)
+            position = valid_positions[_random_below(seed, q, draw, num_positions)]
             draw += 1
             if not _contains(cand[q, :j], position):
                 cand[q, j] = position
@@ -230,11 +232,11 @@ def sort_by_distance(cand, dist):
 
 
 @njit(parallel=True, cache=True)
-def regrid_field(cand, old_num_cols, near_rows, near_cols, row_shift, col_shift, hp, wp, seed):
+def regrid_field(cand, old_num_cols, near_rows, near_cols, row_shift, col_shift, hp, wp, seed, valid, valid_positions):
     """The candidates (n_old, k) of a field carried to a new query grid: new query (r, c) takes those of
     old query (near_rows[r], near_cols[c]) shifted by (row_shift[r], col_shift[c]) pixels (unshifted
-    where the shift leaves the reference); a duplicate within a query's list is replaced by a random
-    position. Positions are ``row * wp + col``."""
+    where the shift leaves the reference or lands on a position not ``valid``); a duplicate within a
+    query's list is replaced by a random valid position. Positions are ``row * wp + col``."""
     k = cand.shape[1]
     num_cols = near_cols.shape[0]
     new = np.empty((near_rows.shape[0] * num_cols, k), dtype=np.int64)
@@ -247,10 +249,10 @@ def regrid_field(cand, old_num_cols, near_rows, near_cols, row_shift, col_shift,
                 p = cand[old, j]
                 if p >= 0:
                     pr, pc = p // wp + row_shift[r], p % wp + col_shift[c]
-                    if 0 <= pr < hp and 0 <= pc < wp:
+                    if 0 <= pr < hp and 0 <= pc < wp and valid[pr * wp + pc]:
                         p = pr * wp + pc
                     while _contains(new[q, :j], p):  # rare: a shift clipped onto another candidate
-                        p = _random_below(seed, q, draw, hp * wp)
+                        p = valid_positions[_random_below(seed, q, draw, valid_positions.shape[0])]
                         draw += 1
                 new[q, j] = p
     return new
@@ -354,7 +356,7 @@ def exact_distances(
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def propagate_and_search(
     queries, residuals, members, member_residuals, alpha, num_cols, cand, dist, row_step, col_step, hp, wp, band_rows, forward,
-    seed, full, x, scaled, xt, scaled_t, rows, cols, channels, patch_size, refresh, shrink,
+    seed, full, x, scaled, xt, scaled_t, rows, cols, channels, patch_size, refresh, shrink, valid,
 ):  # fmt: skip
     """One PatchMatch pass (Barnes et al. 2009) over the query grid in the principal subspace, in
     bands of ``band_rows`` grid rows run in parallel: each query tries its two already-visited
@@ -372,7 +374,10 @@ def propagate_and_search(
     exact nearest neighbours where it converges. A neighbour's candidate one pixel away is then slid
     from the neighbour's distance (the two patch pairs share all but one column or row: 2 P C numbers
     instead of P^2 C, as ``exact_distances`` does), a chain restarted with a full sum after ``refresh``
-    slides to bound fp32 drift."""
+    slides to bound fp32 drift.
+
+    Only positions whose ``valid`` flag (uint8, one per reference position) is set are ever tried: the
+    patch set of an inpainting scale leaves out the patches that touch the region to fill."""
     num_rows = cand.shape[0] // num_cols
     k = cand.shape[1]
     before = cand.copy()
@@ -398,7 +403,7 @@ def propagate_and_search(
                     qn = cols[c_prev]
                     for j in range(k):
                         p = cand[q - step, j]
-                        if p < 0 or not 0 <= p % wp + dc < wp:
+                        if p < 0 or not 0 <= p % wp + dc < wp or not valid[p + dc]:
                             continue
                         if _contains(cand_row, p + dc):  # coherent fields: mostly there already
                             continue
@@ -439,7 +444,7 @@ def propagate_and_search(
                     qn = rows[r_prev]
                     for j in range(k):
                         p = cand[neighbour, j] if in_band else before[neighbour, j]
-                        if p < 0 or not 0 <= p // wp + dr < hp:
+                        if p < 0 or not 0 <= p // wp + dr < hp or not valid[p + dr * wp]:
                             continue
                         if _contains(cand_row, p + dr * wp):
                             continue
@@ -489,6 +494,9 @@ def propagate_and_search(
                     pr = lo_r + _random_below(seed, q, draw, hi_r - lo_r + 1)
                     pc = lo_c + _random_below(seed, q, draw + 1, hi_c - lo_c + 1)
                     draw += 2
+                    radius //= shrink
+                    if not valid[pr * wp + pc]:
+                        continue
                     _score(
                         full,
                         query,
@@ -508,7 +516,6 @@ def propagate_and_search(
                         dist_row,
                         link_row,
                     )
-                    radius //= shrink
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)

@@ -62,11 +62,16 @@ def enhance(
 ) -> None:
     """Restore INPUT with its own multi-scale patches as the prior (training-free; DiffPIR-style data consistency)."""
     from ..enhance import enhance as restore
+    from ..enhance.restore import check_enhance_extra
     from ..errors import InputImageError, SinfreeError
+    from ..extras import require
     from ..io.derived import derived_path, is_colour, read_mask, resized_scan, uncertainty_path
     from ..io.scans import describe_scan, read_scan
     from .running import check_output_folder, check_outputs, memory_limit, progress_bar, stderr
 
+    check_enhance_extra()
+    if input.suffix.lower() in (".tif", ".tiff"):  # the result is written as a TIFF: fail before the work
+        require("tifffile", "medical", "writing TIFF")
     if task not in TASKS:
         raise SinfreeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if options.backend not in BACKEND_NAMES:

@@ -48,9 +48,10 @@ def evaluate(
     from ..errors import SinfreeError
     from ..evaluation import evaluate as run_evaluation
     from ..evaluation import image_files, load_run, write_report
-    from ..evaluation.evaluate import default_benchmark_dir
+    from ..evaluation.evaluate import check_eval_extra, default_benchmark_dir
     from .running import check_output_folder, check_outputs, progress_bar, settings_from, stderr
 
+    check_eval_extra()
     if not inputs:
         benchmark = default_benchmark_dir()
         if benchmark is None:

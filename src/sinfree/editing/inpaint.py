@@ -32,12 +32,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..backends import AUTO, CHEAP_EXACT_FLOPS, PatchBackend, choose_backend
+from ..backends import AUTO, IMAGE_BACKENDS, PatchBackend, choose_backend
 from ..denoiser_wrapper import WrappedDenoiser
 from ..edit import Edit
 from ..errors import InputImageError, SinfreeError
 from ..generation import GenerationResult, generate_samples
-from ..image_denoiser import ImageDenoiser
+from ..image_denoiser import ImageDenoiser, make_image_denoiser
 from ..io.images import ImageLike, load_image, pil_to_array, read_image_file
 from ..patches import extract_patches, patch_positions
 from ..pyramid import level_shapes, resolve_num_scales
@@ -151,12 +151,10 @@ def masked_patches(reference: torch.Tensor, unknown: torch.Tensor, patch_size: i
 
 
 def masked_backend(name: str, options: dict, num_queries: int, num_patches: int, dim: int) -> tuple[str, dict]:
-    """The patch backend of one masked scale (``choose_backend`` with ``masked``): exact where a call costs at
-    most CHEAP_EXACT_FLOPS, else ivf, which takes a patch set with the masked patches left out."""
+    """The backend of one masked scale (``choose_backend``): exact where a call is cheap, else the
+    fast PatchMatch search restricted to the patches that miss the region."""
     try:
-        return choose_backend(
-            name, options, PatchBackend.flops(num_queries, num_patches, dim), masked=True, exact_flops=CHEAP_EXACT_FLOPS
-        )
+        return choose_backend(name, options, PatchBackend.flops(num_queries, num_patches, dim))
     except ValueError as error:
         raise SinfreeError(str(error)) from None
 
@@ -200,8 +198,8 @@ class Inpaint(Edit):
     """Fill the masked region coarse to fine with patches of the unmasked region, keeping every known
     pixel exactly (see the module's docstring for the data-consistency rule).
 
-    ``backend``: ``auto`` (exact where cheap, else ivf), ``exact``, ``ivf`` or another patch backend, with
-    ``backend_options``; ``patchmatch`` cannot take a patch mask. Each scale's denoiser is built by the
+    ``backend``: ``auto`` (exact where cheap, else patchmatch searching the unmasked patches only), or any
+    backend by name, with ``backend_options``. Each scale's denoiser is built by the
     edit (``make_denoiser``) over the clean patches.
     """
 
@@ -213,7 +211,7 @@ class Inpaint(Edit):
         self.mask = load_mask(mask)
         self.backend = backend
         self.backend_options = dict(backend_options or {})
-        masked_backend(backend, self.backend_options, 1, 1, 1)  # patchmatch and unknown names fail here
+        masked_backend(backend, self.backend_options, 1, 1, 1)  # unknown names fail here
         self.unknown: list[torch.Tensor] = []
         self.known: dict[int, torch.Tensor] = {}
         self.used: dict[int, dict] = {}
@@ -243,7 +241,12 @@ class Inpaint(Edit):
         num_queries = len(patch_positions(level.shape[-2], p, stride)) * len(patch_positions(level.shape[-1], p, stride))
         num_patches = int(clean_patch_grid(unknown, p).sum())
         name, options = masked_backend(self.backend, self.backend_options, num_queries, num_patches, level.shape[0] * p * p)
-        masked = MaskedImageDenoiser(level, unknown, p, stride=stride, rho=settings.rho, backend=name, **options)
+        if name in IMAGE_BACKENDS:  # the search itself leaves the masked patches out
+            masked = make_image_denoiser(
+                level, p, stride=stride, rho=settings.rho, backend=name, valid=clean_patch_grid(unknown, p), **options
+            )
+        else:
+            masked = MaskedImageDenoiser(level, unknown, p, stride=stride, rho=settings.rho, backend=name, **options)
         total = (level.shape[-2] - p + 1) * (level.shape[-1] - p + 1)
         self.used[scale] = {"backend": name, "patches": masked.num_patches, "of": total, "unknown_pixels": int(unknown.sum())}
         return masked

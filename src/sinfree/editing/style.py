@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from ..edit import Edit
-from ..errors import MissingModelError
+from ..errors import MissingExtraError, MissingModelError
+from ..extras import require
 from ..schedule import FlowSchedule
 from .inversion import ddim_invert, nearest_step
 
@@ -92,22 +93,19 @@ def missing_clip_message(path: str | os.PathLike | None, reason: str = "") -> st
 
 def hf_cache_dir() -> str:
     try:
-        from huggingface_hub import constants
-
-        return str(constants.HF_HUB_CACHE)
-    except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
+        return str(require("huggingface_hub.constants", "style", "sinfree style").HF_HUB_CACHE)
+    except MissingExtraError:  # the hint still names the default cache
         return str(Path.home() / ".cache" / "huggingface" / "hub")
 
 
 def load_clip(path: str | os.PathLike | None = None) -> ClipGuide:
     """CLIP from a local folder ``path``, or from the user's Hugging Face cache for ViT-B/32; never downloads.
 
-    Raises MissingModelError (one line: what to download, where) when the files are not there.
+    Raises MissingModelError (one line: what to download, where) when the files are not there, and
+    MissingExtraError without the ``style`` extra (transformers).
     """
-    try:
-        from transformers import CLIPModel, CLIPTokenizer
-    except ImportError as error:
-        raise MissingModelError(f"CLIP guidance needs the `transformers` package ({error}): pip install transformers") from None
+    transformers = require("transformers", "style", "CLIP guidance (sinfree style)")
+    CLIPModel, CLIPTokenizer = transformers.CLIPModel, transformers.CLIPTokenizer
     if path is not None and not Path(path).is_dir():
         raise MissingModelError(missing_clip_message(path, "not a folder"))
     source = str(path) if path is not None else DEFAULT_CLIP

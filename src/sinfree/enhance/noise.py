@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from ..errors import SinfreeError
+from ..extras import require
 
 NOISE_MODELS = ("gaussian", "poisson", "rician", "speckle")
 
@@ -29,8 +30,9 @@ NOISE_MODELS = ("gaussian", "poisson", "rician", "speckle")
 def estimate_noise(data: np.ndarray, channel_axis: int | None = None) -> float:
     """Std of additive white Gaussian noise in a 2-D image ``data`` (channels along ``channel_axis``, averaged):
     ``skimage.restoration.estimate_sigma`` (Donoho and Johnstone 1994: median |HH| / 0.6745 of the finest
-    db2 wavelet band; it needs PyWavelets, a dependency)."""
-    from skimage.restoration import estimate_sigma
+    db2 wavelet band; it needs PyWavelets: both in the ``medical`` extra)."""
+    require("pywt", "medical", "sinfree enhance's noise estimate")  # estimate_sigma's wavelets
+    estimate_sigma = require("skimage.restoration", "medical", "sinfree enhance's noise estimate").estimate_sigma
 
     return float(estimate_sigma(np.asarray(data, dtype=np.float64), channel_axis=channel_axis, average_sigmas=True))
 

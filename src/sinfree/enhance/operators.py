@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import ndimage
 
+from ..extras import require
 from ..resize import resize
 
 BLUR_TRUNCATE = 4.0  # kernel radius in widths, as scipy.ndimage.gaussian_filter
@@ -116,6 +116,7 @@ def _mirror_extend(x: torch.Tensor) -> torch.Tensor:
 def gaussian_blur(x: np.ndarray, width: float) -> np.ndarray:
     """The blur operator on a numpy image (H, W) or (H, W, C): scipy's ``gaussian_filter``, mirror boundaries."""
     sigma = (width, width) + (0,) * (x.ndim - 2)
+    ndimage = require("scipy.ndimage", "medical", "sinfree enhance")
     return ndimage.gaussian_filter(np.asarray(x, dtype=np.float64), sigma, mode="reflect", truncate=BLUR_TRUNCATE)
 
 
@@ -196,7 +197,7 @@ def biharmonic_fill(y: np.ndarray, known: np.ndarray) -> np.ndarray:
     """``y`` (C, H, W) with the pixels where ``known`` (H, W) is False filled by biharmonic inpainting
     (``skimage.restoration.inpaint_biharmonic``: a smooth interpolant, exact at the known pixels); the start of
     inpainting. Where nothing is known, the data's known mean."""
-    from skimage.restoration import inpaint_biharmonic
+    inpaint_biharmonic = require("skimage.restoration", "medical", "sinfree enhance").inpaint_biharmonic
 
     if known.all():
         return np.array(y, dtype=np.float64)

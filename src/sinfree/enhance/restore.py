@@ -25,6 +25,7 @@ import torch
 
 from ..backends import AUTO, backend_class_for
 from ..errors import InputImageError, SinfreeError
+from ..extras import require
 from ..memory import check_fits
 from . import noise as noise_models
 from .diffpir import restoration_schedule, restore  # noqa: F401  (restoration_schedule: re-exported)
@@ -47,6 +48,8 @@ from .twostage import (
 
 TASKS = ("denoise", "deblur", "superres", "inpaint", "illumination")
 METHODS = ("two-stage", "one-stage")
+# the medical extra's packages that enhancement imports lazily (the operators, the noise estimate, the inpainting start)
+ENHANCE_MODULES = ("scipy.ndimage", "skimage.restoration", "pywt")
 ONE_STAGE_PATCH = 7  # the Eq. 2 patch size of the one-stage method and of the loops' first pilot
 SIGMA_FLOOR = 1e-3  # noise std (normalised units) under which data count as exact
 
@@ -93,6 +96,12 @@ class EnhanceResult:
     task: str
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
+
+
+def check_enhance_extra() -> None:
+    """MissingExtraError (one line) unless the packages enhancement imports (lazily) are installed."""
+    for module in ENHANCE_MODULES:
+        require(module, "medical", "sinfree enhance")
 
 
 def enhance(
@@ -150,6 +159,7 @@ def enhance(
     Raises SinfreeError with a one-line reason on bad input, before any work.
     """
     started = time.perf_counter()
+    check_enhance_extra()
     layout = _check(data, task, noise, samples, steps, patch_size, scale, mask, colour, backend, method)
     missing = None if mask is None else np.asarray(mask) != 0
     items = layout.items(data)

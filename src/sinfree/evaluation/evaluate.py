@@ -1,7 +1,7 @@
 """The paper's Table 1 protocol offline: samples per input image, then every metric per image and on average.
 
 Samples are generated with sinfree (any ``GenerationSettings``) or read from a folder holding one
-sub-folder per input, named after the input's file stem (``--samples DIR``), so that any
+sub-folder per input, named after the input's file stem (``--samples-dir DIR``), so that any
 generator's outputs can be ranked beside ours.
 """
 
@@ -19,6 +19,7 @@ import torch
 
 from ..contact_sheet import contact_sheet
 from ..errors import InputImageError, SinfreeError
+from ..extras import require
 from ..generation import generate_samples
 from ..io.images import load_image, save_png
 from ..metrics.copying import copying_rate
@@ -29,6 +30,8 @@ from ..metrics.patch_statistics import nearest_patch_distance, pixel_diversity, 
 from ..metrics.sifid import load_inception_stem, sifid_many
 from ..settings import GenerationSettings
 
+# what the metrics and the report import (lazily): checked before any work, so that a missing one fails in seconds
+EVAL_MODULES = ("scipy.linalg", "scipy.ndimage", "scipy.special", "threadpoolctl", "faiss", "skimage.measure", "matplotlib")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 METRICS = (
     "sifid",
@@ -64,9 +67,9 @@ NN_QUERIES = 16384
 
 
 def default_benchmark_dir() -> Path | None:
-    """The paper's 15 images: ``$SINFREE_BENCHMARK_DIR``, else ``../shared/benchmarks/sinddm15`` beside the checkout."""
+    """The paper's 15 images: ``$SINFREE_BENCHMARK_DIR``, else ``benchmarks/sinddm15`` of a clone of the repository."""
     candidates = [Path(os.environ["SINFREE_BENCHMARK_DIR"])] if os.environ.get("SINFREE_BENCHMARK_DIR") else []
-    candidates.append(Path(__file__).resolve().parents[4] / "shared" / "benchmarks" / "sinddm15")
+    candidates.append(Path(__file__).resolve().parents[3] / "benchmarks" / "sinddm15")
     return next((path for path in candidates if path.is_dir()), None)
 
 
@@ -196,6 +199,12 @@ def _nanmean(values: list) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
+def check_eval_extra() -> None:
+    """MissingExtraError (one line) unless the ``eval`` extra's packages are installed."""
+    for module in EVAL_MODULES:
+        require(module, "eval", "sinfree eval")
+
+
 def evaluate(
     inputs: list[Path],
     *,
@@ -214,6 +223,7 @@ def evaluate(
     ``on_image(index, name, stage)`` reports progress; ``metrics`` chooses the figures (default all)."""
     if samples_dir is None and settings is None:
         settings = GenerationSettings()
+    check_eval_extra()
     load_inception_stem(), load_lpips()  # a missing weight file fails here, before any work
     rows, sheets = [], {}
     for index, path in enumerate(inputs):

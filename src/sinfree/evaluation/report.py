@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..extras import require
 from ..io.images import save_png, write_atomically
 from .evaluate import BETTER, METRICS, EvaluationRun
 from .paper import PAPER_TABLE_1
@@ -130,10 +131,8 @@ def report_markdown(run: EvaluationRun, runs: list[EvaluationRun], command: str 
 def plot_diversity_against_sifid(runs: list[EvaluationRun], path: Path) -> None:
     """One point per run: mean SIFID (x) against mean LPIPS diversity (y), labelled with the time per sample."""
     os.environ.setdefault("MPLBACKEND", "Agg")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "eval", "the evaluation report's plot").use("Agg")
+    plt = require("matplotlib.pyplot", "eval", "the evaluation report's plot")
 
     figure, axes = plt.subplots(figsize=(6, 4.5), dpi=120)
     for run in runs:

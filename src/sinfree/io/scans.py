@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputImageError, SinfreeError
+from ..errors import InputImageError, MissingExtraError, SinfreeError
+from ..extras import require
 from .images import PNG_SIGNATURE, read_image_file, save_png, write_atomically
 
 DERIVED_SUFFIX = "sinfree enhanced"
@@ -134,7 +135,7 @@ def _looks_like_bare_dicom(head: bytes) -> bool:
 
 
 def _read_dicom(path: Path, force: bool) -> Scan:
-    import pydicom
+    pydicom = require("pydicom", "medical", "DICOM support")
     from pydicom.errors import InvalidDicomError
 
     try:
@@ -261,7 +262,7 @@ def _dicom_units(ds, rescale_type: str) -> str:
 
 
 def _read_nifti(path: Path) -> Scan:
-    import nibabel
+    nibabel = require("nibabel", "medical", "NIfTI support")
 
     try:
         image = nibabel.load(path)
@@ -350,8 +351,8 @@ def _pil_mode(path: Path) -> tuple[str, str]:
 
 def _read_tiff(path: Path) -> Scan:
     try:
-        import tifffile
-    except ImportError:
+        tifffile = require("tifffile", "medical", "TIFF support")
+    except MissingExtraError:  # Pillow reads the common TIFFs
         return _read_image(path, "tiff")
     try:
         with tifffile.TiffFile(path) as tif:
@@ -613,7 +614,7 @@ def _write_image(scan: Scan, data: np.ndarray, path: Path, description: str, cli
 
 
 def _tiff_bytes(stored: np.ndarray, meta: dict, settings: dict) -> bytes:
-    import tifffile
+    tifffile = require("tifffile", "medical", "writing TIFF")
 
     channels = stored.shape[-1] if _has_channels(stored, meta) else 1
     photometric = "rgb" if channels >= 3 else ("miniswhite" if meta.get("mode") == "miniswhite" else "minisblack")

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..errors import MissingModelError
+from ..extras import require
 from .codec import Codec, Shape, pad_to_multiple
 
 WEIGHT_PATTERNS = ("diffusion_pytorch_model*.safetensors", "diffusion_pytorch_model*.bin")
@@ -155,10 +156,7 @@ def weight_bytes(folder: Path) -> int:
 
 def load_autoencoder(folder: Path):
     """``AutoencoderKL.from_pretrained(folder, local_files_only=True)``, float32, eval, frozen."""
-    try:
-        from diffusers import AutoencoderKL
-    except ImportError as error:
-        raise MissingModelError(f"the VAE latent space needs the `diffusers` package ({error}): pip install diffusers") from None
+    AutoencoderKL = require("diffusers", "vae", "the VAE latent space (--latent vae:PATH)").AutoencoderKL
     from diffusers.utils import logging as diffusers_logging
 
     verbosity = diffusers_logging.get_verbosity()

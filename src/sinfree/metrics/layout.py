@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import math
 
-import faiss
 import torch
 import torch.nn.functional as F
 
+from ..extras import require
 from ..patches import all_patches
 
 SEAM_PATCH = 7
@@ -64,6 +64,7 @@ def source_map(
     keeps most of its energy, through an inverted file of sqrt(M) lists probing SEAM_PROBES: a copied
     patch lies in its own list, so every copy is found (the approximation only touches patches that
     match nothing exactly), at a fiftieth of an exact search's cost."""
+    faiss = require("faiss", "eval", "the seam ratio (sinfree eval)")
     keys = all_patches(reference.to(torch.float32), patch_size)
     queries = all_patches(sample.to(torch.float32), patch_size)
     mean = keys.mean(dim=0)
@@ -86,7 +87,7 @@ def source_map(
 def coherent_regions(sources: torch.Tensor, ref_width: int, min_area: int) -> torch.Tensor:
     """Labels (H', W') of the connected regions whose pixels share one copy offset (source - position),
     -1 where the region is smaller than ``min_area`` pixels (no coherent copy)."""
-    from skimage.measure import label
+    label = require("skimage.measure", "eval", "the seam ratio (sinfree eval)").label
 
     rows, cols = sources.shape
     offset_y = sources // ref_width - torch.arange(rows)[:, None]

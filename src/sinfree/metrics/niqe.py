@@ -14,17 +14,30 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
-from scipy.special import gamma
 
+from ..extras import require
 from ..resize import resize
 
 NIQE_BLOCK = 96
 NIQE_PARAMS = Path(__file__).parent / "data" / "niqe_pris_params.npz"
 AGGD_SHAPES = 0.2 + 0.001 * np.arange(9801)  # gam = 0.2:0.001:10, as estimateaggdparam.m
-AGGD_RATIOS = gamma(2 / AGGD_SHAPES) ** 2 / (gamma(1 / AGGD_SHAPES) * gamma(3 / AGGD_SHAPES))
 PAIR_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))  # horizontal, vertical, two diagonals (circular)
 _ARGMIN_ROWS = 256
+
+
+def _scipy(module: str):
+    """scipy's ``ndimage`` or ``special`` (the ``eval`` extra)."""
+    return require(f"scipy.{module}", "eval", "NIQE (sinfree eval)")
+
+
+def gamma(x: np.ndarray) -> np.ndarray:
+    return _scipy("special").gamma(x)
+
+
+@lru_cache(maxsize=1)
+def _aggd_ratios() -> np.ndarray:
+    """Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a)) for each shape a of ``AGGD_SHAPES``."""
+    return gamma(2 / AGGD_SHAPES) ** 2 / (gamma(1 / AGGD_SHAPES) * gamma(3 / AGGD_SHAPES))
 
 
 @lru_cache(maxsize=1)
@@ -52,9 +65,10 @@ def estimate_aggd_params(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
         rhat = np.abs(rows).mean(axis=1) ** 2 / squares.mean(axis=1)
         rhat_norm = rhat * (ratio**3 + 1) * (ratio + 1) / (ratio**2 + 1) ** 2
     index = np.empty(len(rows), dtype=np.int64)
+    ratios = _aggd_ratios()
     for start in range(0, len(rows), _ARGMIN_ROWS):  # first minimum, as MATLAB's min; NaN rows give index 0
         chunk = rhat_norm[start : start + _ARGMIN_ROWS, None]
-        index[start : start + _ARGMIN_ROWS] = np.argmin((AGGD_RATIOS[None, :] - chunk) ** 2, axis=1)
+        index[start : start + _ARGMIN_ROWS] = np.argmin((ratios[None, :] - chunk) ** 2, axis=1)
     alpha = AGGD_SHAPES[index]
     scale = np.sqrt(gamma(1 / alpha) / gamma(3 / alpha))
     if samples.ndim == 1:
@@ -64,6 +78,7 @@ def estimate_aggd_params(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 
 def _mscn(luma: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Mean-subtracted contrast-normalised coefficients (Eq. 1), 'replicate' borders as imfilter."""
+    ndimage = _scipy("ndimage")
     mu = ndimage.correlate(luma, window, mode="nearest")
     sigma = np.sqrt(np.abs(ndimage.correlate(luma * luma, window, mode="nearest") - mu * mu))
     return (luma - mu) / (sigma + 1)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..extras import require
 from .weights import weight_file
 
 FEATURE_CHANNELS = 192
@@ -147,8 +148,8 @@ def frechet_distance(mu1, cov1, mu2, cov2, eps: float = 1e-6) -> float:
     When the product is singular or its square root not finite, ``eps`` I is added to both covariances;
     a negligible imaginary part of the square root is dropped, a large one raises ValueError.
     """
-    from scipy import linalg
-    from threadpoolctl import threadpool_limits
+    linalg = require("scipy.linalg", "eval", "SIFID (sinfree eval)")
+    threadpool_limits = require("threadpoolctl", "eval", "SIFID (sinfree eval)").threadpool_limits
 
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, dtype=np.float64)), np.atleast_1d(np.asarray(mu2, dtype=np.float64))
     cov1, cov2 = np.atleast_2d(np.asarray(cov1, dtype=np.float64)), np.atleast_2d(np.asarray(cov2, dtype=np.float64))
