@@ -218,7 +218,7 @@ def main() -> None:
         config_settings(config)
     import stamp
 
-    measured = stamp.measure()
+    run_stamp = stamp.measure()
     lines = [
         f"bench_large: input {args.image} resized (PIL bicubic) to each side, output the same size, T = 10, one sample, seed 0;",
         f"budget {args.budget:.0f} s per entry (predicted); {os.cpu_count()} CPUs; started {time.strftime('%Y-%m-%d %H:%M:%S')}, "
@@ -268,7 +268,7 @@ def main() -> None:
     print("\n" + "\n".join(lines[3:]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".txt").write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps({"stamp": measured, "entries": table}, indent=1))
+    args.out.with_suffix(".json").write_text(json.dumps({"stamp": run_stamp, "entries": table}, indent=1))
 
 
 if __name__ == "__main__":

@@ -61,6 +61,8 @@ def measure() -> dict:
 
 def line(stamp: dict) -> str:
     """The sentence under a published table."""
+    if not isinstance(stamp, dict) or "date" not in stamp:
+        return "Date, CPU and threads not recorded."
     return (
         f"Measured {stamp['date'][:10]} on {stamp['cpu']} ({stamp['cores']} cores), {stamp['threads']} torch threads, "
         f"sinfree {stamp['sinfree']}, torch {stamp['torch']}, load average {stamp['load']:.1f} at the start: "

@@ -91,7 +91,7 @@ def sample_coarse_to_fine(
             noise = torch.randn(reference.shape[0], *canvas_shapes[scale], generator=generator)
             if varied:
                 noise = noised_level(pyramid[scale], noise, scale_schedule, settings.start_blur)
-            x_start, start_step = edit.start(scale, pyramid[scale], noise, scale_schedule, scale_denoiser)
+            x_start, start_step = edit.start(scale, pyramid[scale], noise, scale_schedule, scale_denoiser, finished[i])
 
             def report(t, x, xhat0, i=i, scale=scale):
                 nonlocal calls_done
@@ -113,7 +113,7 @@ def sample_coarse_to_fine(
             calls_done += settings.steps - start_step  # steps an edit skipped count as done
         stats.add(denoiser.stats)
         del denoiser
-    return finished, stats
+    return [edit.finish(image) for image in finished], stats
 
 
 def sample_latent(

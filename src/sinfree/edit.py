@@ -41,11 +41,16 @@ class Edit:
         return denoiser
 
     def start(
-        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser
+        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser, coarse=None
     ) -> tuple[torch.Tensor, int]:
         """(x_start, start_step) of a scale whose reference level is ``level``: pure noise and all T
-        steps by default; start_step 0 keeps x_start as the scale's result without denoising."""
+        steps by default; start_step 0 keeps x_start as the scale's result without denoising. ``coarse``
+        is the sample's finished coarser scale (None on the coarsest)."""
         return noise, schedule.num_steps
+
+    def finish(self, image: torch.Tensor) -> torch.Tensor:
+        """A finished pixel-space sample (C, H, W) after its finest scale, with the edit's last touch (default: as is)."""
+        return image
 
     def decoded(self, image: torch.Tensor) -> torch.Tensor:
         """A sample (C, H, W) decoded from a latent space, with what decoding loses re-imposed (default: as is)."""

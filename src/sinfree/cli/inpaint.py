@@ -14,15 +14,37 @@ MaskOption = Annotated[Path, typer.Option("--mask", "-m", help=MASK_HELP)]
 
 
 @with_options(OUTPUT, GENERATION)
-def inpaint(input: InputArgument, mask: MaskOption, *, options) -> None:
+def inpaint(
+    input: InputArgument,
+    mask: MaskOption,
+    start_level: Annotated[
+        float,
+        typer.Option(
+            "--start-level",
+            min=0.0,
+            max=1.0,
+            help="The coarsest scale starts from the region's smooth (harmonic) fill noised to this level; 1 = pure noise.",
+        ),
+    ] = 0.7,
+    blend: Annotated[
+        bool,
+        typer.Option("--blend/--no-blend", help="Blend the fill into its surroundings (Poisson), removing any step in tone."),
+    ] = True,
+    *,
+    options,
+) -> None:
     """Fill the masked region of INPUT with content made of the rest's patches; other pixels are kept exactly."""
     from ..editing.inpaint import Inpaint
     from .running import run_generation, settings_from
 
     settings = settings_from(options)
-    edit = masked_edit(
-        input, mask, settings, lambda pixels: Inpaint(pixels, backend=settings.backend, backend_options=settings.backend_options)
-    )
+
+    def make(pixels):
+        return Inpaint(
+            pixels, start_level=start_level, blend=blend, backend=settings.backend, backend_options=settings.backend_options
+        )
+
+    edit, settings = masked_edit(input, mask, settings, make)
     run_generation(input, options, settings, None, edit, "_inpaint")
 
 
@@ -63,7 +85,7 @@ def masked_edit(input: Path, mask: Path, settings, make):
     pixels = read_image_file(mask)
     try:
         edit = make(pixels)
-        edit.validate(shape, settings)
+        settings = edit.settings_for(shape, settings)
     except InputImageError as error:
         raise InputImageError(f"{mask}: {error}") from None
-    return edit
+    return edit, settings

@@ -110,7 +110,7 @@ class StructuralAnalogy(Edit):
         return match_channels(self.style_pyramid[scale], level.shape[0])
 
     def start(
-        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser
+        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser, coarse=None
     ) -> tuple[torch.Tensor, int]:
         if scale != self.coarsest:
             return noise, schedule.num_steps

@@ -28,7 +28,7 @@ class Retarget(Edit):
         self.coarsest = num_scales - 1
 
     def start(
-        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser
+        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser, coarse=None
     ) -> tuple[torch.Tensor, int]:
         if scale == self.coarsest:
             return resize(level, tuple(noise.shape[-2:])), 0

@@ -24,6 +24,8 @@ coarse layout and takes on the image's textures.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from pathlib import Path
 
@@ -41,9 +43,10 @@ from ..image_denoiser import ImageDenoiser, make_image_denoiser
 from ..io.images import ImageLike, load_image, pil_to_array, read_image_file
 from ..patches import extract_patches, patch_positions
 from ..pyramid import level_shapes, resolve_num_scales
-from ..resize import resize_taps
+from ..resize import resize, resize_taps
 from ..schedule import FlowSchedule
 from ..settings import GenerationSettings
+from .blending import poisson_blend
 from .inversion import nearest_step
 
 MaskLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
@@ -123,6 +126,70 @@ def clean_patch_grid(unknown: torch.Tensor, patch_size: int) -> torch.Tensor:
     return hit == 0
 
 
+def harmonic_fill(image: torch.Tensor, unknown: torch.Tensor, tolerance: float = 1e-4) -> torch.Tensor:
+    """``image`` (C, H, W) with its ``unknown`` pixels (H, W) replaced by the harmonic interpolation of the
+    known ones (Laplace's equation, mirror boundaries): the smoothest fill that meets the hole's surroundings,
+    solved coarse to fine (a halved problem's solution starts each level's Jacobi iterations)."""
+    if not unknown.any():
+        return image
+    rows, cols = torch.nonzero(unknown.any(dim=1)).flatten(), torch.nonzero(unknown.any(dim=0)).flatten()
+    top, bottom = max(0, int(rows[0]) - 1), min(unknown.shape[0], int(rows[-1]) + 2)
+    left, right = max(0, int(cols[0]) - 1), min(unknown.shape[1], int(cols[-1]) + 2)
+    if (bottom - top, right - left) != tuple(unknown.shape):  # the hole's box and its known ring only
+        out = image.clone()
+        out[:, top:bottom, left:right] = harmonic_fill(
+            image[:, top:bottom, left:right], unknown[top:bottom, left:right], tolerance
+        )
+        return out
+    height, width = unknown.shape
+    if min(height, width) > 8:
+        known = (~unknown).to(image.dtype)
+        weight = F.avg_pool2d(known[None, None], 2, ceil_mode=True)[0, 0]
+        coarse_image = F.avg_pool2d((image * known)[None], 2, ceil_mode=True)[0] / weight.clamp_min(1e-12)
+        coarse = harmonic_fill(coarse_image, weight == 0, tolerance)
+        start = F.interpolate(coarse[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+    else:
+        start = torch.where(unknown, image[:, ~unknown].mean(dim=1)[:, None, None], image)
+    fill = torch.where(unknown, start, image)
+    for _ in range(4 * max(height, width) if min(height, width) <= 8 else 64):  # the coarse solution starts close
+        padded = F.pad(fill[None], (1, 1, 1, 1), mode="replicate")[0]
+        average = (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]) / 4
+        updated = torch.where(unknown, average, image)
+        change = (updated - fill).abs().max()
+        fill = updated
+        if change < tolerance:
+            break
+    return fill
+
+
+def hole_radius(unknown: torch.Tensor) -> int:
+    """The largest distance (chessboard, px) from a pixel of the region to the nearest known pixel."""
+    radius, remaining = 0, unknown.float()[None, None]
+    while remaining.any():
+        remaining = -F.max_pool2d(-remaining, 3, stride=1, padding=1)  # erode by one pixel (the image's edge is no hole)
+        radius += 1
+    return radius
+
+
+def mask_num_scales(mask: torch.Tensor, patch_size: int, settings: GenerationSettings) -> int:
+    """S for an inpainting: the coarsest scale is where the region is about two patches across (its radius
+    at least a patch): coarser, a patch would span the region and whole objects of its ring, and the fill
+    would continue them (a face copied beside the face); there the start's harmonic fill sets the tones.
+    Never more scales than generation's automatic rule allows the image, and fewer where some scale would
+    have no patch clear of the region."""
+    radius = hole_radius(mask.bool())
+    wanted = 1 + max(0, math.floor(math.log2(max(radius / patch_size, 1.0))))
+    shape = tuple(mask.shape)
+    most = resolve_num_scales(shape, shape, patch_size, None, settings.min_coarsest_side)
+    for num_scales in range(min(wanted, most), 0, -1):
+        try:
+            check_clean_patches(mask, patch_size, num_scales)
+            return num_scales
+        except InputImageError:
+            continue
+    return 1
+
+
 def check_clean_patches(mask: torch.Tensor, patch_size: int, num_scales: int) -> None:
     """A one-line error when some scale has no P x P patch clear of the (dilated) mask."""
     for scale, unknown in enumerate(mask_pyramid(mask, num_scales)):
@@ -132,6 +199,12 @@ def check_clean_patches(mask: torch.Tensor, patch_size: int, num_scales: int) ->
                 f"the mask leaves no {patch_size}x{patch_size} patch clear of it at scale {scale} ({width}x{height} px); "
                 "use a smaller mask, a smaller patch size (-P) or fewer scales (-S)"
             )
+
+
+# The coarsest scale of an inpainting starts from the harmonic fill noised to this level (1: pure noise).
+DEFAULT_START_LEVEL = 0.7
+# The finer scales start from the upsampled coarser fill noised to this level (1: pure noise, as generation).
+DEFAULT_REFINE_LEVEL = 0.5
 
 
 # --- the denoiser over the unmasked patches ---------------------------------------------------------
@@ -207,7 +280,20 @@ class Inpaint(Edit):
 
     works_in_latent = False  # the mask and the kept pixels are in pixel space
 
-    def __init__(self, mask: MaskLike, *, backend: str = AUTO, backend_options: dict | None = None):
+    def __init__(
+        self,
+        mask: MaskLike,
+        *,
+        start_level: float = DEFAULT_START_LEVEL,
+        refine_level: float = DEFAULT_REFINE_LEVEL,
+        blend: bool = True,
+        backend: str = AUTO,
+        backend_options: dict | None = None,
+    ):
+        if not (0.0 < start_level <= 1.0 and 0.0 < refine_level <= 1.0):
+            raise ValueError(f"start_level and refine_level must be in (0, 1], got {start_level}, {refine_level}")
+        self.start_level, self.refine_level = start_level, refine_level
+        self.blend = blend
         self.mask = load_mask(mask)
         self.backend = backend
         self.backend_options = dict(backend_options or {})
@@ -223,8 +309,18 @@ class Inpaint(Edit):
         check_clean_patches(self.mask, settings.patch_size, num_scales)
         return num_scales
 
+    def settings_for(self, shape: tuple[int, int], settings: GenerationSettings) -> GenerationSettings:
+        """``settings`` with automatic S (``num_scales`` None) chosen for the mask (``mask_num_scales``),
+        checked against an image of ``shape`` before any work."""
+        check_mask(self.mask, shape)
+        if settings.num_scales is None:
+            settings = dataclasses.replace(settings, num_scales=mask_num_scales(self.mask, settings.patch_size, settings))
+        self.validate(shape, settings)
+        return settings
+
     def prepare(self, num_scales: int) -> None:
         check_mask(self.mask)
+        self.num_scales = num_scales
         self.unknown = mask_pyramid(self.mask, num_scales)
         self.known, self.used = {}, {}
 
@@ -255,11 +351,31 @@ class Inpaint(Edit):
         return keep_known(denoiser, self.known[scale], self.unknown[scale])
 
     def start(
-        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser
+        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser, coarse=None
     ) -> tuple[torch.Tensor, int]:
         if noise.shape != level.shape:
             raise ValueError("inpainting keeps the image's size: do not pass another output size")
-        return noise, schedule.num_steps
+        if coarse is None:
+            if self.start_level >= 1.0:
+                return noise, schedule.num_steps
+            # the coarsest scale starts from the hole's harmonic fill (its low frequencies solved against the
+            # known ring) noised to start_level: the fill takes the surroundings' tones instead of whatever pure
+            # noise settles on
+            guess, level_wanted = harmonic_fill(level, self.unknown[scale]), self.start_level
+        else:
+            if self.refine_level >= 1.0:
+                return noise, schedule.num_steps
+            # a finer scale refines the coarser fill (upsampled, the known pixels of this level) from
+            # refine_level: it adds detail instead of redrawing the region, which could copy whole objects in
+            guess = torch.where(self.unknown[scale], resize(coarse, tuple(level.shape[-2:])), level)
+            level_wanted = self.refine_level
+        step = nearest_step(schedule, level_wanted)
+        alpha, sigma = schedule[step]
+        return alpha * guess + sigma * noise, step
+
+    def finish(self, image: torch.Tensor) -> torch.Tensor:
+        """The fill blended into its surroundings (``blending.poisson_blend``), known pixels unchanged."""
+        return poisson_blend(image, self.unknown[0]) if self.blend else image
 
     def describe(self) -> dict:
         scales = [{"scale": scale} | self.used[scale] for scale in sorted(self.used, reverse=True)]
@@ -280,9 +396,10 @@ class Harmonize(Inpaint):
         self.start_sigma: float | None = None
 
     def start(
-        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser
+        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser, coarse=None
     ) -> tuple[torch.Tensor, int]:
-        super().start(scale, level, noise, schedule, denoiser)
+        if noise.shape != level.shape:
+            raise ValueError("harmonisation keeps the image's size: do not pass another output size")
         step = nearest_step(schedule, self.noise_level)
         alpha, sigma = schedule[step]
         self.start_step, self.start_sigma = step, sigma
@@ -306,17 +423,29 @@ def inpaint(
     *,
     num_samples: int = 1,
     seed: int = 0,
+    start_level: float = DEFAULT_START_LEVEL,
+    refine_level: float = DEFAULT_REFINE_LEVEL,
+    blend: bool = True,
     max_memory_bytes: int | None = None,
     progress=None,
 ) -> GenerationResult:
     """Fill the region of ``image`` where ``mask`` is nonzero with content made of the rest's patches.
 
-    ``settings`` default to the paper's (P = 15, S = 4, T = 10). The samples come back like
+    ``settings`` default to the default preset's, with S chosen for the mask (``mask_num_scales``). The coarsest
+    scale starts from the region's harmonic fill noised to ``start_level`` and the finished fill is blended into
+    its surroundings (``blend``, Poisson). The samples come back like
     ``generate_samples``'s (numpy, the input's type and layout); outside the mask they equal the input
     exactly (integer pixels bit for bit). Bad masks raise InputImageError with a one-line reason.
     """
     settings = settings if settings is not None else GenerationSettings()
-    edit = Inpaint(mask, backend=settings.backend, backend_options=settings.backend_options)
+    edit = Inpaint(
+        mask,
+        start_level=start_level,
+        refine_level=refine_level,
+        blend=blend,
+        backend=settings.backend,
+        backend_options=settings.backend_options,
+    )
     return run_masked_edit(image, edit, settings, num_samples, seed, max_memory_bytes, progress)
 
 
@@ -344,7 +473,7 @@ def run_masked_edit(
     """Validate the mask against the image and the settings, then sample with ``edit``."""
     settings.validate()
     reference, _ = load_image(image)
-    edit.validate(tuple(reference.shape[-2:]), settings)
+    settings = edit.settings_for(tuple(reference.shape[-2:]), settings)
     return generate_samples(
         image, settings, num_samples=num_samples, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress, edit=edit
     )

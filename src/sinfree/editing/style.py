@@ -300,7 +300,7 @@ class ClipStyle(Edit):
         return ClipGuidedDenoiser(denoiser, self.guide, self.text, self)
 
     def start(
-        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser
+        self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser, coarse=None
     ) -> tuple[torch.Tensor, int]:
         """x_start = the content ``level`` DDIM-inverted to the step nearest ``self.level``; the views' generator
         is seeded from the sample's noise (so it follows the run's seed)."""
