@@ -228,12 +228,14 @@ def test_cli_inpaint_and_harmonize_keep_known_pixels_after_saving(files, wood, s
         (np.full((48, 48), 255, np.uint8), "whole image"),
     ],
 )
-def test_cli_bad_masks_fail_cleanly(files, mask, needle):
+@pytest.mark.parametrize("command", ["inpaint", "harmonize"])
+def test_cli_bad_masks_fail_cleanly(files, mask, needle, command):
     Image.fromarray(mask).save(files / "bad.png")
     result = run_cli(
-        "inpaint", str(files / "in.png"), "--mask", str(files / "bad.png"), "-P", "7", "-S", "2", "-q", "-o", str(files / "out")
+        command, str(files / "in.png"), "--mask", str(files / "bad.png"), "-P", "7", "-S", "2", "-q", "-o", str(files / "out")
     )
     assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"sinfree: error: {files / 'bad.png'}: ")
     assert needle in result.stderr.strip().splitlines()[-1]
     assert not (files / "out").exists()  # failed before any work
@@ -266,3 +268,88 @@ def test_masked_patchmatch_is_eq2_over_the_unmasked_patches(small_rgb):
     flags = valid.reshape(-1).numpy()
     assert flags[searched.field[0][searched.field[0] >= 0]].all()  # no masked patch among the candidates
     assert (out.double() - brute(x, 0.6, 0.4)).abs().mean() < 0.02
+
+
+# --- a fill nobody can spot ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photo_and_hole():
+    """scikit-image's coffee halved to 200 x 150 (a real photo: table, cup, wall) and a 40 x 50 rectangle
+    on the wall and table edge."""
+    photo = np.ascontiguousarray(skimage.data.coffee()[::2, ::2])[:150, :200]
+    hole = np.zeros(photo.shape[:2], bool)
+    hole[20:60, 130:180] = True
+    return photo, hole
+
+
+def test_the_fill_shows_no_step_and_takes_the_surroundings_tone(photo_and_hole):
+    """No lighter rectangle: across the hole's edge no more gradient energy than beside it (1.2 at most), and
+    the fill's mean tone within 10 % of its ring; a fill offset by 12 % of the range fails the same checks."""
+    from sinfree.editing.inpaint import inpaint
+    from sinfree.metrics.fill import edge_seam, tone_and_contrast
+
+    photo, hole = photo_and_hole
+    filled = inpaint(photo, hole, seed=0).samples[0]
+    assert np.array_equal(filled[~hole], photo[~hole])
+    assert edge_seam(filled, hole) <= 1.2
+    assert tone_and_contrast(filled, hole)[0] <= 0.1
+    lighter = filled.astype(np.int16)
+    lighter[hole] += 30
+    lighter = np.clip(lighter, 0, 255).astype(np.uint8)
+    assert edge_seam(lighter, hole) > 1.2
+
+
+def test_blending_removes_an_offset_and_keeps_the_texture():
+    """Poisson blending: a fill = truth + a constant offset comes back within a tenth of the offset in the
+    region's interior (the texture's gradients kept), the known pixels untouched."""
+    from sinfree.editing.blending import poisson_blend
+
+    truth = to_tensor(np.ascontiguousarray(skimage.data.astronaut()[200:260:2, 200:270:2])).double()
+    hole = torch.zeros(truth.shape[1:], dtype=torch.bool)
+    hole[8:22, 10:25] = True
+    offset = torch.where(hole, torch.tensor(0.3, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64))
+    blended = poisson_blend(truth + offset, hole)
+    assert torch.equal(blended[:, ~hole], truth[:, ~hole])
+    assert (blended - truth)[:, hole].mean().abs() < 0.1 * 0.3 * 2  # the step is gone from the mean
+    assert (blended - truth)[:, hole].abs().mean() < (offset[hole].mean() / 2)
+
+
+def test_scales_adapt_to_the_hole():
+    """A small hole in a small image needs one or two scales, a large one more; never more than the image allows."""
+    from sinfree.editing.inpaint import hole_radius, mask_num_scales
+
+    small = torch.zeros(120, 160, dtype=torch.bool)
+    small[40:80, 50:100] = True  # 50 x 40: radius 20
+    large = torch.zeros(512, 512, dtype=torch.bool)
+    large[100:400, 150:300] = True
+    assert hole_radius(small) == 20 and hole_radius(large) == 75
+    assert mask_num_scales(small, 15, GenerationSettings()) == 1
+    assert mask_num_scales(large, 15, GenerationSettings()) == 3  # 75 px -> about 19 px at the coarsest
+
+
+def test_cli_defaults_take_any_hole_and_the_alpha_channel(tmp_path, photo_and_hole):
+    """A 40 x 50 hole in a 160 x 120 photo and a hole a third of the image run with no flags; without -m the
+    input's transparent pixels are the region; --dilate grows it."""
+    photo, hole = photo_and_hole
+    small = np.ascontiguousarray(photo[:120, :160])
+    Image.fromarray(small).save(tmp_path / "small.png")
+    mask = np.zeros(small.shape[:2], np.uint8)
+    mask[30:70, 60:110] = 255
+    Image.fromarray(mask).save(tmp_path / "hole.png")
+    third = np.zeros(small.shape[:2], np.uint8)
+    third[20:100, 40:120] = 255
+    Image.fromarray(third).save(tmp_path / "third.png")
+    for name in ("hole", "third"):
+        result = run_cli("inpaint", str(tmp_path / "small.png"), "-m", str(tmp_path / f"{name}.png"), "-q", "-o", str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+    rgba = np.dstack([small, np.where(mask > 0, 0, 255).astype(np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "cut.png")
+    result = run_cli("inpaint", str(tmp_path / "cut.png"), "--dilate", "2", "-q", "-o", str(tmp_path / "alpha"))
+    assert result.returncode == 0, result.stderr
+    out = np.asarray(Image.open(tmp_path / "alpha" / "cut_inpaint_seed0.png"))
+    grown = F.max_pool2d(torch.from_numpy(mask > 0).float()[None, None], 5, 1, 2)[0, 0].numpy() > 0
+    assert out.shape == small.shape and np.array_equal(out[~grown], small[~grown])
+    assert not np.array_equal(out[grown & (mask == 0)], small[grown & (mask == 0)])  # the dilated ring was filled too
+    opaque = run_cli("inpaint", str(tmp_path / "small.png"), "-q", "-o", str(tmp_path / "none"))
+    assert opaque.returncode == 1 and "alpha channel" in opaque.stderr and len(opaque.stderr.strip().splitlines()) == 1

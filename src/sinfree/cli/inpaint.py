@@ -2,30 +2,36 @@
 (``sinfree.editing.inpaint``)."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from .options import GENERATION, OUTPUT, with_options
 
-MASK_HELP = "Mask image of the same size (any mode): nonzero (white) pixels are the region to fill; transparent ones never are."
+MASK_HELP = (
+    "Mask image of the same size (any mode): nonzero (white) pixels are the region; transparent ones never are. "
+    "Default: the input's transparent pixels (its alpha channel)."
+)
 InputArgument = Annotated[Path, typer.Argument(help="The image to edit.")]
-MaskOption = Annotated[Path, typer.Option("--mask", "-m", help=MASK_HELP)]
+MaskOption = Annotated[Optional[Path], typer.Option("--mask", "-m", help=MASK_HELP)]
+DilateOption = Annotated[int, typer.Option("--dilate", min=0, help="Grow the region by this many pixels first (object edges).")]
 
 
 @with_options(OUTPUT, GENERATION)
 def inpaint(
     input: InputArgument,
-    mask: MaskOption,
-    start_level: Annotated[
+    mask: MaskOption = None,
+    dilate: DilateOption = 0,
+    tone_guidance: Annotated[
         float,
         typer.Option(
-            "--start-level",
+            "--tone-guidance",
             min=0.0,
             max=1.0,
-            help="The coarsest scale starts from the region's smooth (harmonic) fill noised to this level; 1 = pure noise.",
+            help="On the coarsest scale, move the fill's low frequencies this far towards the smooth (harmonic) fill of "
+            "its surroundings: 0 lets the fill continue nearby objects, 1 keeps it to the surroundings' tones.",
         ),
-    ] = 0.7,
+    ] = 0.5,
     blend: Annotated[
         bool,
         typer.Option("--blend/--no-blend", help="Blend the fill into its surroundings (Poisson), removing any step in tone."),
@@ -33,25 +39,27 @@ def inpaint(
     *,
     options,
 ) -> None:
-    """Fill the masked region of INPUT with content made of the rest's patches; other pixels are kept exactly."""
+    """Fill the masked region of INPUT (remove an object) with content made of the rest's patches; other pixels are
+    kept exactly. S is chosen for the region's size unless given."""
     from ..editing.inpaint import Inpaint
     from .running import run_generation, settings_from
 
     settings = settings_from(options)
 
-    def make(pixels):
+    def make(region):
         return Inpaint(
-            pixels, start_level=start_level, blend=blend, backend=settings.backend, backend_options=settings.backend_options
+            region, tone_guidance=tone_guidance, blend=blend, backend=settings.backend, backend_options=settings.backend_options
         )
 
-    edit, settings = masked_edit(input, mask, settings, make)
-    run_generation(input, options, settings, None, edit, "_inpaint")
+    pixels, edit, settings = masked_edit(input, mask, dilate, settings, make)
+    run_generation(input, options, settings, None, edit, "_inpaint", pixels=pixels)
 
 
 @with_options(OUTPUT, GENERATION)
 def harmonize(
     input: InputArgument,
-    mask: MaskOption,
+    mask: MaskOption = None,
+    dilate: DilateOption = 0,
     level: Annotated[
         float, typer.Option("--level", help="Noise level in (0, 1] the image is re-noised to: higher changes the region more.")
     ] = 0.5,
@@ -63,29 +71,39 @@ def harmonize(
     from .running import run_generation, settings_from
 
     settings = settings_from(options)
-    edit = masked_edit(
-        input,
-        mask,
-        settings,
-        lambda pixels: Harmonize(pixels, level, backend=settings.backend, backend_options=settings.backend_options),
-    )
-    run_generation(input, options, settings, None, edit, "_harmonize")
+
+    def make(region):
+        return Harmonize(region, level, backend=settings.backend, backend_options=settings.backend_options)
+
+    pixels, edit, settings = masked_edit(input, mask, dilate, settings, make)
+    run_generation(input, options, settings, None, edit, "_harmonize", pixels=pixels)
 
 
-def masked_edit(input: Path, mask: Path, settings, make):
-    """Read the mask, build the edit and check it against INPUT before any work; a mask problem is
-    reported on one line that names the mask file."""
+def masked_edit(input: Path, mask: Path | None, dilate: int, settings, make):
+    """Read INPUT and the region (the mask file, else INPUT's transparent pixels, then the alpha dropped), build
+    the edit and check it before any work: (pixels, edit, settings with S chosen for the region). A mask
+    problem is reported on one line that names the mask file."""
+    import numpy as np
+
+    from ..editing.inpaint import dilate_mask
     from ..errors import InputImageError
     from ..io.images import read_image_file
     from ..pyramid import resolve_num_scales
 
-    shape = read_image_file(input).shape[:2]
+    pixels = read_image_file(input)
+    shape = pixels.shape[:2]
     # the input's own errors (too small for the patch at S scales) first, without the mask's name
     resolve_num_scales(shape, shape, settings.patch_size, settings.num_scales, settings.min_coarsest_side)
-    pixels = read_image_file(mask)
+    if mask is None:
+        if pixels.ndim != 3 or pixels.shape[2] not in (2, 4):
+            raise InputImageError(f"{input}: no --mask given and the image has no alpha channel to take the region from")
+        region, source = pixels[..., -1] == 0, f"{input} (its transparent pixels)"
+        pixels = np.ascontiguousarray(pixels[..., :-1] if pixels.shape[2] == 4 else pixels[..., 0])
+    else:
+        region, source = read_image_file(mask), str(mask)
     try:
-        edit = make(pixels)
+        edit = make(dilate_mask(region, dilate) if dilate else region)
         settings = edit.settings_for(shape, settings)
     except InputImageError as error:
-        raise InputImageError(f"{mask}: {error}") from None
-    return edit, settings
+        raise InputImageError(f"{source}: {error}") from None
+    return pixels, edit, settings

@@ -132,9 +132,10 @@ def run_generation(
     output_size: Optional[tuple[int, int]] = None,
     edit=None,
     suffix: str = "",
+    pixels=None,
 ):
-    """Read INPUT, check the run fits and its outputs are free, sample with a progress bar, write the
-    samples (and a sheet) with their settings. Returns (paths, result)."""
+    """Read INPUT (or take its ``pixels`` as a command prepared them), check the run fits and its outputs are
+    free, sample with a progress bar, write the samples (and a sheet) with their settings. Returns (paths, result)."""
     from ..contact_sheet import contact_sheet
     from ..generation import generate_samples
     from ..io.images import read_image_file, save_png
@@ -142,7 +143,7 @@ def run_generation(
     from ..planning import plan_run
     from ..pyramid import level_shapes
 
-    pixels = read_image_file(input)  # read once, up front: bad input fails before any work
+    pixels = read_image_file(input) if pixels is None else pixels  # read once, up front: bad input fails before any work
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     if edit is not None and not edit.works_in_latent:
         settings = replace(settings, latent_fallback=False)

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..backends import AUTO, IMAGE_BACKENDS, PatchBackend, choose_backend
+from ..backends import AUTO, IMAGE_BACKENDS, QUERY_GRID_OPTIONS, PatchBackend, choose_backend
 from ..denoiser_wrapper import WrappedDenoiser
 from ..edit import Edit
 from ..errors import InputImageError, SinfreeError
@@ -83,6 +83,14 @@ def mask_from_array(array: np.ndarray) -> np.ndarray:
     if array.shape[2] in (2, 4):
         return (array[:, :, :-1] != 0).any(axis=2) & (array[:, :, -1] != 0)
     return (array != 0).any(axis=2)
+
+
+def dilate_mask(mask, pixels: int) -> torch.Tensor:
+    """The region (``load_mask``) grown by ``pixels`` px in every direction (a square structuring element)."""
+    region = load_mask(mask)
+    if pixels <= 0:
+        return region
+    return F.max_pool2d(region.float()[None, None], 2 * pixels + 1, stride=1, padding=pixels)[0, 0] > 0
 
 
 def check_mask(mask: torch.Tensor, shape: tuple[int, int] | None = None) -> None:
@@ -190,6 +198,19 @@ def mask_num_scales(mask: torch.Tensor, patch_size: int, settings: GenerationSet
     return 1
 
 
+def low_pass(image: torch.Tensor, factor: int) -> torch.Tensor:
+    """``image`` (C, H, W) down- and up-sampled by ``factor`` (antialiased bicubic): its low frequencies."""
+    shape = tuple(image.shape[-2:])
+    small = (max(1, round(shape[0] / factor)), max(1, round(shape[1] / factor)))
+    return resize(resize(image, small), shape)
+
+
+def toned(xhat0: torch.Tensor, target: torch.Tensor, unknown: torch.Tensor, strength: float, factor: int) -> torch.Tensor:
+    """``xhat0`` with its low frequencies (``low_pass``) moved by ``strength`` towards ``target``'s in ``unknown``."""
+    shift = strength * (low_pass(target, factor) - low_pass(xhat0, factor))
+    return torch.where(unknown, xhat0 + shift, xhat0)
+
+
 def check_clean_patches(mask: torch.Tensor, patch_size: int, num_scales: int) -> None:
     """A one-line error when some scale has no P x P patch clear of the (dilated) mask."""
     for scale, unknown in enumerate(mask_pyramid(mask, num_scales)):
@@ -202,9 +223,13 @@ def check_clean_patches(mask: torch.Tensor, patch_size: int, num_scales: int) ->
 
 
 # The coarsest scale of an inpainting starts from the harmonic fill noised to this level (1: pure noise).
-DEFAULT_START_LEVEL = 0.7
+DEFAULT_START_LEVEL = 1.0
 # The finer scales start from the upsampled coarser fill noised to this level (1: pure noise, as generation).
 DEFAULT_REFINE_LEVEL = 0.5
+# On the coarsest scale, xhat0's low frequencies (down- and up-sampled by TONE_LOW_PASS) in the region are moved
+# this far towards the harmonic fill's after every denoiser call.
+DEFAULT_TONE_GUIDANCE = 0.5
+TONE_LOW_PASS = 4
 
 
 # --- the denoiser over the unmasked patches ---------------------------------------------------------
@@ -227,9 +252,12 @@ def masked_backend(name: str, options: dict, num_queries: int, num_patches: int,
     """The backend of one masked scale (``choose_backend``): exact where a call is cheap, else the
     fast PatchMatch search restricted to the patches that miss the region."""
     try:
-        return choose_backend(name, options, PatchBackend.flops(num_queries, num_patches, dim))
+        chosen, chosen_options = choose_backend(name, options, PatchBackend.flops(num_queries, num_patches, dim))
     except ValueError as error:
         raise SinfreeError(str(error)) from None
+    if name == AUTO:  # every query on every step: strided noisy steps left the fill a smooth blur (sky for stone)
+        chosen_options = {key: value for key, value in chosen_options.items() if key not in QUERY_GRID_OPTIONS or key in options}
+    return chosen, chosen_options
 
 
 class MaskedImageDenoiser(ImageDenoiser):
@@ -286,10 +314,12 @@ class Inpaint(Edit):
         *,
         start_level: float = DEFAULT_START_LEVEL,
         refine_level: float = DEFAULT_REFINE_LEVEL,
+        tone_guidance: float = DEFAULT_TONE_GUIDANCE,
         blend: bool = True,
         backend: str = AUTO,
         backend_options: dict | None = None,
     ):
+        self.tone_guidance = tone_guidance
         if not (0.0 < start_level <= 1.0 and 0.0 < refine_level <= 1.0):
             raise ValueError(f"start_level and refine_level must be in (0, 1], got {start_level}, {refine_level}")
         self.start_level, self.refine_level = start_level, refine_level
@@ -348,7 +378,14 @@ class Inpaint(Edit):
         return masked
 
     def wrap(self, denoiser, scale: int):
-        return keep_known(denoiser, self.known[scale], self.unknown[scale])
+        known = keep_known(denoiser, self.known[scale], self.unknown[scale])
+        if scale != self.num_scales - 1 or self.tone_guidance <= 0:
+            return known
+        # on the coarsest scale, xhat0's low frequencies in the region are moved towards the harmonic fill's:
+        # the fill takes its tones from the ring, its texture from the patches
+        target = harmonic_fill(self.known[scale], self.unknown[scale])
+        unknown, strength, factor = self.unknown[scale], self.tone_guidance, TONE_LOW_PASS
+        return WrappedDenoiser(known, lambda d, x, a, s: toned(d(x, a, s), target, unknown, strength, factor))
 
     def start(
         self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser, coarse=None
@@ -390,7 +427,7 @@ class Harmonize(Inpaint):
     def __init__(self, mask: MaskLike, noise_level: float = 0.5, *, backend: str = AUTO, backend_options: dict | None = None):
         if not 0.0 < noise_level <= 1.0:
             raise ValueError(f"level must be in (0, 1], got {noise_level}")
-        super().__init__(mask, backend=backend, backend_options=backend_options)
+        super().__init__(mask, tone_guidance=0.0, backend=backend, backend_options=backend_options)  # keeps the region's content
         self.noise_level = noise_level
         self.start_step: int | None = None
         self.start_sigma: float | None = None
@@ -425,6 +462,7 @@ def inpaint(
     seed: int = 0,
     start_level: float = DEFAULT_START_LEVEL,
     refine_level: float = DEFAULT_REFINE_LEVEL,
+    tone_guidance: float = DEFAULT_TONE_GUIDANCE,
     blend: bool = True,
     max_memory_bytes: int | None = None,
     progress=None,
@@ -442,6 +480,7 @@ def inpaint(
         mask,
         start_level=start_level,
         refine_level=refine_level,
+        tone_guidance=tone_guidance,
         blend=blend,
         backend=settings.backend,
         backend_options=settings.backend_options,

@@ -98,8 +98,9 @@ def tensor_to_array(tensor: torch.Tensor, fmt: PixelFormat) -> np.ndarray:
     return array[:, :, 0] if fmt.squeeze else array
 
 
-def read_image_file(path: Path) -> np.ndarray:
+def read_image_file(path: str | os.PathLike) -> np.ndarray:
     """Pixels of an image file as (H, W) or (H, W, C), uint8, uint16 or float32."""
+    path = Path(path)
     if not path.exists():
         raise InputImageError(f"{path}: no such file")
     if path.is_dir():
