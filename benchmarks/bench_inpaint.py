@@ -46,7 +46,15 @@ def photos(limit: int | None) -> list[tuple[str, np.ndarray]]:
     for name in ("astronaut", "coffee", "chelsea", "rocket"):
         image = getattr(skimage.data, name)()
         found.append((name, np.ascontiguousarray(image[::2, ::2, :3])))
-    return found[:limit]
+    return [(name, rgb(image)) for name, image in found[:limit]]
+
+
+def rgb(image: np.ndarray) -> np.ndarray:
+    """8-bit RGB (what every method takes): gray repeated, alpha dropped."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    return np.ascontiguousarray(image[..., :3].astype(np.uint8))
 
 
 def make_mask(kind: str, shape: tuple[int, int], seed: int) -> np.ndarray:

@@ -10,7 +10,8 @@ Rewrites the part of each page between ``<!-- BEGIN name -->`` and ``<!-- END na
   images x 10 samples) and ``quality-check`` (benchmarks/results/composition_5x3/, its reduced rerun);
 - docs/enhancement.md: ``enhance`` (benchmarks/results/enhance.json, ``bench_enhance.py``);
 - docs/large-outputs.md: ``large`` (benchmarks/results/large.json, ``bench_large.py``) and ``energy``
-  (benchmarks/results/energy.json, ``bench_energy.py``).
+  (benchmarks/results/energy.json, ``bench_energy.py``);
+- docs/inpainting.md: ``inpaint`` (benchmarks/results/inpaint.json, ``bench_inpaint.py``).
 
 Under each table: the stamp the benchmark recorded (date, CPU, cores, torch threads, load average, command).
 A table whose results file is missing is left as it is. ``--check``: change nothing, exit 1 if a page is
@@ -227,6 +228,42 @@ def enhance_table() -> dict[str, list[str]]:
     return {"enhance": [*markdown(["degradation", *(title for _, title in methods)], rows), "", note]}
 
 
+# ---- inpainting
+
+
+INPAINT_METHODS = (
+    ("sinfree", "sinfree"),
+    ("telea", "OpenCV Telea"),
+    ("navier-stokes", "OpenCV Navier-Stokes"),
+    ("biharmonic", "biharmonic"),
+)
+
+
+def inpaint_table() -> dict[str, list[str]]:
+    found = read(RESULTS / "inpaint.json")
+    if found is None:
+        return {}
+    cases = found["cases"]
+    rows = []
+    for key, title in INPAINT_METHODS:
+        mean = {figure: sum(c[key][figure] for c in cases) / len(cases) for figure in ("lpips", "psnr", "seam", "seconds")}
+        best = sum(min((k for k, _ in INPAINT_METHODS), key=lambda k: c[k]["lpips"]) == key for c in cases)
+        within = sum(c[key]["seam"] <= 1.2 for c in cases)
+        rows.append(
+            [title, f"{mean['lpips']:.3f}", f"{mean['psnr']:.2f}", f"{mean['seam']:.2f}", f"{within / len(cases):.0%}",
+             f"{best / len(cases):.0%}", f"{mean['seconds']:.2f}"]
+        )  # fmt: skip
+    truth = sum(c["sinfree"]["seam_truth"] for c in cases) / len(cases)
+    images = len({c["image"] for c in cases})
+    note = (
+        f"Means over {len(cases)} cases ({images} photos x {len(cases) // images} masks: a rectangle, a free-form stroke, "
+        f"an object-sized blob). LPIPS on the hole's box (lower is better), PSNR over the hole, seam: gradient energy across "
+        f"the hole's edge over beside it (the originals: {truth:.2f}). " + stamp.line(found["stamp"])
+    )
+    header = ["method", "LPIPS in the hole", "PSNR in the hole (dB)", "seam", "seam <= 1.2", "best LPIPS", "seconds"]
+    return {"inpaint": [*markdown(header, rows), "", note]}
+
+
 # ---- large outputs
 
 
@@ -294,6 +331,7 @@ PAGES = {
     "quality.md": (quality_tables,),
     "enhancement.md": (enhance_table,),
     "large-outputs.md": (large_table, energy_table),
+    "inpainting.md": (inpaint_table,),
 }
 
 

@@ -341,7 +341,9 @@ def test_cli_defaults_take_any_hole_and_the_alpha_channel(tmp_path, photo_and_ho
     third[20:100, 40:120] = 255
     Image.fromarray(third).save(tmp_path / "third.png")
     for name in ("hole", "third"):
-        result = run_cli("inpaint", str(tmp_path / "small.png"), "-m", str(tmp_path / f"{name}.png"), "-q", "-o", str(tmp_path / name))
+        result = run_cli(
+            "inpaint", str(tmp_path / "small.png"), "-m", str(tmp_path / f"{name}.png"), "-q", "-o", str(tmp_path / name)
+        )
         assert result.returncode == 0, result.stderr
     rgba = np.dstack([small, np.where(mask > 0, 0, 255).astype(np.uint8)])
     Image.fromarray(rgba).save(tmp_path / "cut.png")
@@ -353,3 +355,20 @@ def test_cli_defaults_take_any_hole_and_the_alpha_channel(tmp_path, photo_and_ho
     assert not np.array_equal(out[grown & (mask == 0)], small[grown & (mask == 0)])  # the dilated ring was filled too
     opaque = run_cli("inpaint", str(tmp_path / "small.png"), "-q", "-o", str(tmp_path / "none"))
     assert opaque.returncode == 1 and "alpha channel" in opaque.stderr and len(opaque.stderr.strip().splitlines()) == 1
+
+
+def test_the_region_denoiser_equals_the_whole_canvas_in_the_region(small_rgb):
+    """Denoising only the region's box grown by P - 1 gives the region's pixels of a whole-canvas call (exact
+    Eq. 2 over the unmasked patches, fp32 rounding), and the known image elsewhere."""
+    from sinfree.editing.inpaint import MaskedImageDenoiser, RegionDenoiser
+
+    image = to_tensor(small_rgb)
+    unknown = torch.zeros(image.shape[1:], dtype=torch.bool)
+    unknown[15:25, 12:30] = True
+    whole = MaskedImageDenoiser(image, unknown, 7)
+    region = RegionDenoiser(MaskedImageDenoiser(image, unknown, 7), image, unknown, 7)
+    x = 0.5 * image + 0.5 * torch.randn(image.shape, generator=torch.Generator().manual_seed(1))
+    full, cropped = whole(x, 0.5, 0.5), region(x, 0.5, 0.5)
+    assert torch.allclose(cropped[:, unknown], full[:, unknown], atol=1e-5)
+    assert torch.equal(cropped[:, ~unknown], image.to(cropped.dtype)[:, ~unknown])
+    assert region.box[0].stop - region.box[0].start == 10 + 2 * 6

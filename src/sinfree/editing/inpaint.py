@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..backends import AUTO, IMAGE_BACKENDS, QUERY_GRID_OPTIONS, PatchBackend, choose_backend
-from ..denoiser_wrapper import WrappedDenoiser
+from ..denoiser_wrapper import DenoiserWrapper, WrappedDenoiser
 from ..edit import Edit
 from ..errors import InputImageError, SinfreeError
 from ..generation import GenerationResult, generate_samples
@@ -287,6 +287,38 @@ class MaskedImageDenoiser(ImageDenoiser):
         return self.backend.num_patches
 
 
+def region_box(unknown: torch.Tensor, patch_size: int) -> tuple[slice, slice]:
+    """The region's bounding box grown by P - 1 px (within the image): where every patch touching it lies."""
+    rows, cols = torch.nonzero(unknown.any(dim=1)).flatten(), torch.nonzero(unknown.any(dim=0)).flatten()
+    grow = patch_size - 1
+    return (
+        slice(max(0, int(rows[0]) - grow), min(unknown.shape[0], int(rows[-1]) + 1 + grow)),
+        slice(max(0, int(cols[0]) - grow), min(unknown.shape[1], int(cols[-1]) + 1 + grow)),
+    )
+
+
+class RegionDenoiser(DenoiserWrapper):
+    """A scale's denoiser run on the region's bounding box grown by P - 1 px only: every query patch that
+    touches the region lies there, so the region's pixels come out exactly as from the whole canvas; the
+    rest of the box (and of the canvas, where xhat0 is the known image anyway) is taken from ``known``."""
+
+    def __init__(self, denoiser, known: torch.Tensor, unknown: torch.Tensor, patch_size: int):
+        super().__init__(denoiser)
+        self.box = region_box(unknown, patch_size)
+        self.known, self.unknown = known, unknown
+
+    @property
+    def num_patches(self) -> int:
+        return self.denoiser.num_patches
+
+    def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+        out = self.known.to(x_t.dtype).clone()
+        rows, cols = self.box
+        denoised = self.denoiser(x_t[:, rows, cols].contiguous(), alpha, sigma)
+        out[:, rows, cols] = torch.where(self.unknown[rows, cols], denoised, out[:, rows, cols])
+        return out
+
+
 def keep_known(denoiser, known: torch.Tensor, unknown: torch.Tensor) -> WrappedDenoiser:
     """Data consistency: every xhat0 keeps ``known`` (C, h, w) exactly where ``unknown`` (h, w) is False."""
     return WrappedDenoiser(denoiser, lambda d, x, a, s: torch.where(unknown, d(x, a, s), known.to(x.dtype)))
@@ -364,7 +396,10 @@ class Inpaint(Edit):
     def make_denoiser(self, scale: int, patch_image: torch.Tensor, settings: GenerationSettings, canvas_shape: tuple[int, int]):
         level, unknown = self.known[scale], self.unknown[scale]
         p, stride = settings.patch_size, settings.stride
-        num_queries = len(patch_positions(level.shape[-2], p, stride)) * len(patch_positions(level.shape[-1], p, stride))
+        rows, cols = region_box(unknown, p)  # the queries a call denoises (RegionDenoiser)
+        num_queries = len(patch_positions(rows.stop - rows.start, p, stride)) * len(
+            patch_positions(cols.stop - cols.start, p, stride)
+        )
         num_patches = int(clean_patch_grid(unknown, p).sum())
         name, options = masked_backend(self.backend, self.backend_options, num_queries, num_patches, level.shape[0] * p * p)
         if name in IMAGE_BACKENDS:  # the search itself leaves the masked patches out
@@ -373,6 +408,7 @@ class Inpaint(Edit):
             )
         else:
             masked = MaskedImageDenoiser(level, unknown, p, stride=stride, rho=settings.rho, backend=name, **options)
+        masked = RegionDenoiser(masked, level, unknown, p)
         total = (level.shape[-2] - p + 1) * (level.shape[-1] - p + 1)
         self.used[scale] = {"backend": name, "patches": masked.num_patches, "of": total, "unknown_pixels": int(unknown.sum())}
         return masked
