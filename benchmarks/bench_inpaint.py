@@ -15,7 +15,7 @@ preset), OpenCV's Telea and Navier-Stokes inpainting, and scikit-image's biharmo
   as smooth as its surroundings, above 1 where a step shows;
 - seconds.
 
-Needs OpenCV (``pip install opencv-python-headless``) and the eval extra (LPIPS weights).
+Needs the bench extra (OpenCV: ``pip install -e ".[bench]"``) and the eval extra (LPIPS weights).
 """
 
 from __future__ import annotations

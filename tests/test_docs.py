@@ -35,3 +35,11 @@ def test_no_page_points_outside_the_repository():
     for page in [ROOT / "README.md", ROOT / "DEVELOPERS.md", *(ROOT / "docs").rglob("*.md")]:
         text = page.read_text()
         assert "../shared" not in text and "DESIGN.md" not in text, page
+
+
+def test_the_published_tables_match_their_results():
+    """Every table of the measurement pages is what benchmarks/publish.py makes from the results files."""
+    result = subprocess.run(
+        [sys.executable, "benchmarks/publish.py", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

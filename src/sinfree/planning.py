@@ -155,7 +155,7 @@ def sampler_peak_bytes(
 
     Counts the index, the patch set it is built from, one chunk of queries with its copies
     (extracted, denoised, windowed, folded) and the images, plus 20 % for the allocator's slack
-    (freed blocks it keeps); ``benchmarks/bench_exact.py`` prints it beside the measured peak.
+    (freed blocks it keeps); ``benchmarks/bench_memory.py`` prints it beside the measured peak.
     """
     p = settings.patch_size
     dim = channels * p * p

@@ -12,7 +12,7 @@ Shape = tuple[int, int]
 # Automatic S: the coarsest level's short side stays at least this many patch sizes (DESIGN.md: 1.5-2 P;
 # 2 P: at variation 0.9 on 6 benchmark images and 4 scikit-image photos x 3 seeds, copied 32 x 32 crops fell from
 # 0.36 (S = 4, mostly 1.5 P) to 0.11 with the layout figure 0.058 against 0.054; 3 P copied 0.03 but kept less layout
-# (benchmarks/sweep_composition.py --configs variation0.9+S4 variation0.9 variation0.9+coarsest3P).
+# (a quick study of 10 photos x 3 seeds: variation 0.9 with S = 4, auto S, and a 3 P coarsest side).
 DEFAULT_MIN_COARSEST_FACTOR = 2.0
 
 

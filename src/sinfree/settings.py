@@ -19,13 +19,13 @@ def default_patch_size(latent) -> int:
     return PIXEL_PATCH_SIZE if latent is None else LATENT_PATCH_SIZE
 
 
-# The default preset (issue 18; benchmarks/bench_composition.py measures it against "paper", docs/composition.md):
+# The default preset (benchmarks/bench_composition.py measures it against "paper", docs/quality.md):
 # S chosen from the input and output sizes (coarsest short side >= 2 P) and, on the coarsest scale, xhat0's row and
 # column mean colours moved 0.7 of the way to the input's after every denoiser call (layout guidance). On the 15
 # images x 10 samples against the paper's setting: guidance 1 kept the layout closest (0.27x) but varied least (LPIPS
 # diversity 0.36), 0.5 varied most (0.45) at 0.43x the layout; 0.7 is the one that keeps the layout (0.34x) and the
 # diversity (0.41) both near their targets, with SIFID 0.50x, SWD 0.36x and a third of the copied crops. On the quick
-# study (benchmarks/sweep_composition.py, 10 photos x 3 seeds), starting the coarsest scale from the input noised
+# study (10 photos x 3 seeds), starting the coarsest scale from the input noised
 # to 0.8 (variation) kept the layout like guidance 1 but copied more (0.30 against 0.17) and varied less (0.30);
 # completeness and a low-passed start (start_blur) traded layout for diversity along one curve. They stay options.
 DEFAULT_LAYOUT_GUIDANCE = 0.7

@@ -26,35 +26,22 @@ IMAGE_BACKENDS = {PatchMatchDenoiser.name: PatchMatchDenoiser}
 
 
 # ``backend="auto"``: exact Eq. 2 where one call costs at most AUTO_EXACT_FLOPS (4 N M D), the fast backend with
-# AUTO_FAST_OPTIONS elsewhere (benchmarks/bench_quality.py measures the choice). 2e9 (about 12 ms a call here) is where
-# patchmatch becomes the cheaper of the two: the Table-1 setting's third scale (47 x 62, 6.8e9 per call) took 0.41 s
-# of a 1.37 s sample exact, 0.06 s with patchmatch (benchmarks/ab_timing.py --per-scale); over the 15 benchmark images x 3
-# seeds SWD, nearest-patch distance and diversity stayed at 1.000, 1.037 and 1.000 of exact (2e10 before: 1.000,
-# 1.003, 1.001; benchmarks/results_quality_auto_2e9.txt, and results_quality_auto.txt at commit 78807d3). Only the
-# coarsest scale (~1e8) stays exact there.
+# AUTO_FAST_OPTIONS elsewhere. 2e9 (about 12 ms a call on 2 cores) is where patchmatch becomes the cheaper of the
+# two: the Table-1 setting's third scale (47 x 62, 6.8e9 per call) took 0.41 s of a 1.37 s sample exact, 0.06 s
+# with patchmatch, while over the 15 benchmark images x 3 seeds the patch SWD, nearest-patch distance and
+# diversity stayed at 1.000, 1.037 and 1.000 of exact. Only the coarsest scale (~1e8) stays exact there.
 AUTO = "auto"
 AUTO_EXACT_FLOPS = 2e9
-# Exact Eq. 2 where it costs at most this per call (about 0.1 s at this machine's 150 GFLOP/s) for the masked
-# (inpainting: the fast backend is ivf, slower than patchmatch) and enhancement priors, measured with it.
+# Exact Eq. 2 where it costs at most this per call (about 0.1 s at 150 GFLOP/s) for the enhancement priors.
 CHEAP_EXACT_FLOPS = 2e10
 AUTO_FAST = "patchmatch"
-# nprobe 2 left the nearest-patch distance 12 % above exact on balloons; the projected search with
-# exact re-scoring of 20 candidates keeps it within 7 % and is 1.4x (248 x 186) to 2.4x (512^2) faster.
-# early_stride 2 (a quarter of the queries on the noisy steps): 1.34x faster per Table-1 sample (benchmarks/ab_timing.py
-# --backend auto:early_stride=1 against auto) with SWD, nearest-patch distance and diversity at 1.000 of exact over
-# 12 images x 3 seeds (benchmarks/results_quality_early_stride.txt); k = 4 as well was 1.2x faster again but moved
-# the nearest-patch distance by 11-22 % on three images.
-# early_stride_above 0.21 (the s_t = 0.22 step of T = 10 too; measured as 0.2): 1.09x faster again on one thread
-# (Table 1), 1.13x at 512^2 (benchmarks/ab_timing.py [--side 512] --backend auto:early_stride_above=0.3 against
-# auto), at SWD, nearest-patch distance and diversity 1.000, 1.037, 1.000 of exact over 15 images x 3 seeds
-# (benchmarks/results_quality_auto.txt; 0.3: 1.000, 1.037, 1.000). Not 0.2: with T = 6 that strides the s_t = 0.2 step too, and the tiled gravel
-# of tests/test_editing.py then missed its seam bound (mean seam error 1.16 over its 4 seeds, bound 1.1).
-# Since 2026-12-05 (session 4), for 1024^2 in 10 s: stride 4 on the noisiest steps (s_t > 0.5) and 3 down to 0.21, no
-# subspace passes on the sharp steps (their full-distance pass alone), the random search's radii quartered instead of
-# halved. Over the 15 images x 3 seeds SWD, nearest-patch distance and diversity 0.998, 0.962, 1.003 of exact
-# (benchmarks/results_quality_auto.txt); with passes=1 as well 0.998, 0.912, 1.003 and 1024^2 0.6 s faster
-# (results_quality_auto_c2.txt), with sharp_passes=1 instead 0.997, 0.951, 1.002 and 0.6 s slower
-# (results_quality_auto_sp1.txt): fewer searches make more coherent fields, which copy the input more.
+# The fast options, each measured over the 15 benchmark images x 3 seeds against exact Eq. 2 (patch SWD,
+# nearest-patch distance, diversity) and timed at the Table-1 setting and 512^2 / 1024^2 (the benchmark
+# scripts that measured them are in the repository's history): query stride 4 on the noisiest steps (s_t > 0.5)
+# and 3 down to s_t = 0.21 (1.34x and 1.09x faster), no subspace passes on the sharp steps (their full-distance
+# pass alone), the random search's radii quartered instead of halved: 0.998, 0.962, 1.003 of exact. Stride 3 down
+# to 0.2 was refused: with T = 6 it strides the s_t = 0.2 step too, and the tiled gravel of tests/test_editing.py
+# then missed its seam bound. Inpainting drops the query strides (editing/inpaint.py).
 AUTO_FAST_OPTIONS: dict = {
     "early_stride": 3,
     "early_stride_above": 0.21,

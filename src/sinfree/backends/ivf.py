@@ -180,7 +180,7 @@ def principal_directions(centred: torch.Tensor, count: int, iterations: int = 3,
     with a QR each, ``count + oversample`` columns), then the exact eigenvectors of the covariance
     restricted to that subspace (Rayleigh-Ritz). On 15 x 15 patches of balloons 3 iterations capture
     99.9 % of the variance the exact top-32 eigenvectors do, in about a third of the time of the full
-    D x D eigh it replaces (one thread: 19 against 53-62 ms; benchmarks/bench_subspace.py). The subspace
+    D x D eigh it replaces (one thread: 19 against 53-62 ms). The subspace
     only steers the search: distances are re-scored exactly.
     """
     dim = centred.shape[1]

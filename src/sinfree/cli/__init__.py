@@ -50,7 +50,7 @@ def main() -> None:
     """Entry point: usage errors are click's (message, exit 2); user errors one line on stderr, exit 1; an
     interrupt exits 130 with nothing half-written (outputs are written atomically, at the end)."""
     # OpenMP threads waiting for work sleep instead of spinning: on shared cores spinning threads take the CPU
-    # from the working ones (benchmarks/bench_threads.py: 1.8x faster with two other busy processes on 2 cores,
+    # from the working ones (measured: 1.8x faster with two other busy processes on 2 cores,
     # unchanged on idle cores for a sample). Set before torch loads; the user's value wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..errors import SinfreeError

@@ -1,4 +1,4 @@
-"""Inpainting and harmonisation with the image's own patches (issue 5, item 5).
+"""Inpainting and harmonisation with the image's own patches.
 
 A mask (nonzero = the region to fill) splits every pyramid level into known pixels, those whose whole
 resampling footprint is unmasked, and unknown ones. At every scale:
@@ -17,9 +17,13 @@ resampling footprint is unmasked, and unknown ones. At every scale:
   input instead (RePaint) mixes two noises at the hole's border and needs resampling jumps to reconcile
   them; a soft or gradient-based rule (DPS) would not keep the known pixels exactly.
 
-``Inpaint`` samples the unknown region from pure noise, coarse to fine; ``Harmonize`` re-noises the whole
-image to the schedule step nearest a noise level and denoises from there, so a pasted region keeps its
-coarse layout and takes on the image's textures.
+``Inpaint`` samples the unknown region coarse to fine, with S chosen for the region (``mask_num_scales``): on
+the coarsest scale from pure noise, xhat0's low frequencies guided towards the region's harmonic fill (its
+surroundings' tones, ``tone_guidance``); on finer scales from the upsampled coarser fill noised to
+``refine_level``; each scale denoised on the region's box only (``RegionDenoiser``), with PatchMatch over the
+patches that miss the region; the finished fill Poisson-blended into its surroundings (``blending``).
+``Harmonize`` re-noises the whole image to the schedule step nearest a noise level and denoises from there, so
+a pasted region keeps its coarse layout and takes on the image's textures.
 """
 
 from __future__ import annotations
