@@ -73,7 +73,7 @@ class StartSpy(Edit):
     def __init__(self, varies: bool):
         self.keeps_input_layout, self.starts = varies, {}
 
-    def start(self, scale, level, noise, schedule, denoiser):
+    def start(self, scale, level, noise, schedule, denoiser, coarse=None):
         self.starts[scale] = (noise.clone(), schedule)
         return super().start(scale, level, noise, schedule, denoiser)
 

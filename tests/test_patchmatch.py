@@ -159,7 +159,7 @@ def test_full_distance_pass_slides_neighbour_distances_exactly(crop):
         for forward in (True, False):
             pm._kernels().propagate_and_search(
                 fused._queries, residuals[0], fused.members, residuals[1], np.float32(0.9), len(cols), cand, dist, np.diff(rows), np.diff(cols), hp, wp,
-                pm.BAND_ROWS, forward, 5, True, x_rows, scaled, x_columns, scaled_columns, rows, cols, 3, 7, refresh, 2,
+                pm.BAND_ROWS, forward, 5, True, x_rows, scaled, x_columns, scaled_columns, rows, cols, 3, 7, refresh, 2, fused.valid,
             )  # fmt: skip
         return cand, dist
 
