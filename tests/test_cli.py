@@ -332,8 +332,9 @@ def test_every_subcommand_shares_the_common_options():
         ):
             assert flags.get(flag) == meaning, (name, flag)
         if name not in ("eval", "enhance"):
-            for flag in ("--sheet", "--preset", "--backend-option", "-P", "-S", "-T", "--rho", "--max-memory-gb"):
+            for flag in ("--sheet", "--preset", "--backend-option", "-P", "-T", "--rho", "--max-memory-gb"):
                 assert flag in flags, (name, flag)
+            assert ("-S" in flags) == (name != "style"), name  # style runs on one scale
         if name in ("inpaint", "harmonize", "enhance"):
             assert flags.get("-m") == "mask", name
 

@@ -156,7 +156,7 @@ def test_each_require_names_the_extra_that_brings_its_package():
 
 def test_all_holds_every_runtime_extra_and_the_core_is_small():
     runtime = set(PYPROJECT["project"]["optional-dependencies"]) - {"all", "docs", "test", "bench"}
-    assert {"medical", "style", "vae", "eval", "web", "cluster"} <= runtime
+    assert {"medical", "style", "vae", "eval"} <= runtime
     assert _extra("all") == set().union(*(_extra(name) for name in runtime))
     assert _core() == {"torch", "numpy", "pillow", "pypng", "typer", "rich", "numba"}
     assert "torch>=2.4,<3" in PYPROJECT["project"]["dependencies"]

@@ -66,7 +66,7 @@ class GenerationSettings:
     eta: float = DEFAULT_ETA
     rho: float = DEFAULT_RHO
     stride: int = 1
-    backend: str = AUTO  # exact where cheap (coarse scales), ivf elsewhere; "exact" for the paper's exact method
+    backend: str = AUTO  # exact where cheap (coarse scales), patchmatch elsewhere; "exact" for the paper's exact method
     min_coarsest_side: float | None = None  # automatic S only; default 2 * patch_size
     s_min: float = S_MIN
     backend_options: dict = field(default_factory=dict)  # e.g. {"nprobe": 2, "k": 5} for "ivf"

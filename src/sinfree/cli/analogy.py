@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from .options import GENERATION, OUTPUT, with_options
+from .options import EXPERT, OUTPUT, SAMPLER, with_options
 
 
-@with_options(OUTPUT, GENERATION)
+@with_options(OUTPUT, SAMPLER, EXPERT)  # pixel space only: no --latent
 def analogy(
     structure: Annotated[Path, typer.Argument(help="The image whose layout the outputs follow.")],
     style: Annotated[Path, typer.Argument(help="The image whose patches the outputs are made of (any size).")],

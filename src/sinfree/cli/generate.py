@@ -19,7 +19,7 @@ def generate(
             min=0.0,
             max=1.0,
             rich_help_panel=EXPERT_PANEL,
-            help="Energy rectification for outputs larger than the input (e.g. 0.5): xhat0 extrapolated towards the "
+            help="Energy rectification for outputs larger than the input, GAMMA in (0, 1) (e.g. 0.5): xhat0 extrapolated towards the "
             "kernel of width GAMMA s_t until its high-frequency energy matches a run at the input's size. Off by default.",
         ),
     ] = None,

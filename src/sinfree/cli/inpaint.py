@@ -6,7 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import GENERATION, OUTPUT, with_options
+from .options import EXPERT, OUTPUT, SAMPLER, with_options
+
+PIXEL_GENERATION = SAMPLER + EXPERT  # the mask and the kept pixels are in pixel space: no --latent
 
 MASK_HELP = (
     "Mask image of the same size (any mode): nonzero (white) pixels are the region; transparent ones never are. "
@@ -17,7 +19,7 @@ MaskOption = Annotated[Optional[Path], typer.Option("--mask", "-m", help=MASK_HE
 DilateOption = Annotated[int, typer.Option("--dilate", min=0, help="Grow the region by this many pixels first (object edges).")]
 
 
-@with_options(OUTPUT, GENERATION)
+@with_options(OUTPUT, PIXEL_GENERATION)
 def inpaint(
     input: InputArgument,
     mask: MaskOption = None,
@@ -55,7 +57,7 @@ def inpaint(
     run_generation(input, options, settings, None, edit, "_inpaint", pixels=pixels)
 
 
-@with_options(OUTPUT, GENERATION)
+@with_options(OUTPUT, PIXEL_GENERATION)
 def harmonize(
     input: InputArgument,
     mask: MaskOption = None,

@@ -193,7 +193,7 @@ LAYOUT = [
                 min=0.0,
                 max=1.0,
                 panel=LAYOUT_PANEL,
-                help="Noise level in (0, 1] the coarsest scale starts from: lower keeps the input's layout closer (default 1, pure noise).",
+                help="Noise level in (0.0001, 1] the coarsest scale starts from: lower keeps the input's layout closer (default 1, pure noise).",
             ),
         ],
         None,
@@ -367,3 +367,12 @@ def as_flags(changes: dict) -> str:
             continue  # follows from another (backend_options with backend)
         words += [FLAGS[name], "auto" if value is None else str(value)]
     return " ".join(words)
+
+
+# `sinfree style`: one scale of the full schedule with small patches (its own -T and -P defaults, no -S)
+STYLE_SAMPLER = [param for param in SAMPLER if param.name not in ("steps", "patch_size", "scales")] + [
+    Param(
+        "steps", Annotated[int, option("--steps", "-T", min=1, panel=SAMPLER_PANEL, help="Steps of the full schedule T.")], 200
+    ),
+    Param("patch_size", Annotated[int, option("--patch-size", "-P", min=1, panel=SAMPLER_PANEL, help="Patch size P.")], 7),
+]

@@ -33,7 +33,7 @@ def settings_from(options, **fixed):
 
     values = {
         "patch_size": options.patch_size,
-        "num_scales": parse_scales(options.scales),
+        "num_scales": parse_scales(getattr(options, "scales", None)),
         "steps": options.steps,
         "eta": options.eta,
         "rho": parse_rho(options.rho),

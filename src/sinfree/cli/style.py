@@ -5,12 +5,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import GENERATION, OUTPUT, with_options
-
-STYLE_STEPS, STYLE_PATCH = 200, 7  # one scale, the full schedule of T steps, small patches (DESIGN.md §1)
+from .options import EXPERT, OUTPUT, STYLE_SAMPLER, with_options
 
 
-@with_options(OUTPUT, GENERATION)
+@with_options(OUTPUT, STYLE_SAMPLER, EXPERT)
 def style(
     input: Annotated[Path, typer.Argument(help="The content image.")],
     prompt: Annotated[str, typer.Option("--prompt", help="The style, in words (e.g. 'a watercolour painting').")],
@@ -27,19 +25,12 @@ def style(
     options,
 ) -> None:
     """Restyle INPUT towards a text prompt: invert it to --level, sample back on one scale with CLIP-guided
-    estimates (T defaults to 200, P to 7 here)."""
+    estimates (T = 200 steps, 7 px patches by default)."""
     from ..editing.style import ClipStyle, load_clip
-    from ..errors import SinfreeError
     from ..io.images import read_image_file
     from .running import run_generation, settings_from
 
-    if options.scales not in (None, "1"):
-        raise SinfreeError("style runs on one scale; leave out --scales")
-    if getattr(options, "latent", None) is not None:
-        raise SinfreeError("style works in pixel space only; leave out --latent")
     read_image_file(input)  # a bad input fails before CLIP loads
-    settings = settings_from(
-        options, num_scales=1, steps=options.steps or STYLE_STEPS, patch_size=options.patch_size or STYLE_PATCH
-    )
+    settings = settings_from(options, num_scales=1)
     edit = ClipStyle(prompt, load_clip(clip), views=views, gamma=gamma, level=level)
     run_generation(input, options, settings, None, edit, "_style")
