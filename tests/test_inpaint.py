@@ -301,7 +301,7 @@ def test_the_fill_shows_no_step_and_takes_the_surroundings_tone(photo_and_hole):
 
 
 def test_blending_removes_an_offset_and_keeps_the_texture():
-    """Poisson blending: a fill = truth + a constant offset comes back within a tenth of the offset in the
+    """Poisson blending: a fill = truth + a constant offset comes back within a fifth of the offset in the
     region's interior (the texture's gradients kept), the known pixels untouched."""
     from sinfree.editing.blending import poisson_blend
 
@@ -311,7 +311,7 @@ def test_blending_removes_an_offset_and_keeps_the_texture():
     offset = torch.where(hole, torch.tensor(0.3, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64))
     blended = poisson_blend(truth + offset, hole)
     assert torch.equal(blended[:, ~hole], truth[:, ~hole])
-    assert (blended - truth)[:, hole].mean().abs() < 0.1 * 0.3 * 2  # the step is gone from the mean
+    assert (blended - truth)[:, hole].mean().abs() < 0.2 * 0.3  # the step is gone from the mean
     assert (blended - truth)[:, hole].abs().mean() < (offset[hole].mean() / 2)
 
 
