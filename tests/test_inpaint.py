@@ -25,7 +25,7 @@ from sinfree.editing.inpaint import (
     masked_patches,
     nearest_step,
 )
-from sinfree.io.images import read_png_settings
+from sinfree.io.images import load_image, read_png_settings
 from sinfree.patches import all_patches
 from sinfree.pyramid import build_pyramid
 from sinfree.schedule import flow_schedule
@@ -372,3 +372,29 @@ def test_the_region_denoiser_equals_the_whole_canvas_in_the_region(small_rgb):
     assert torch.allclose(cropped[:, unknown], full[:, unknown], atol=1e-5)
     assert torch.equal(cropped[:, ~unknown], image.to(cropped.dtype)[:, ~unknown])
     assert region.box[0].stop - region.box[0].start == 10 + 2 * 6
+
+
+def test_harmonize_gives_a_tinted_patch_the_surroundings_tone_and_texture(photo_and_hole):
+    """A flat, tinted paste on the woven table: after harmonize its mean tone and local contrast are within 10 %
+    of a ring around it (``metrics.fill.tone_and_contrast``); without the detail matching the contrast is not."""
+    from sinfree.editing.inpaint import match_detail
+    from sinfree.metrics.fill import tone_and_contrast
+
+    photo = photo_and_hole[0].copy()
+    region = np.zeros(photo.shape[:2], bool)
+    region[90:120, 20:60] = True
+    pasted = photo.copy()
+    pasted[region] = (photo[region] * 0.5 + np.array([40, 90, 160]) * 0.5).astype(np.uint8)
+    result = harmonize(pasted, region, seed=0).samples[0]
+    tone, contrast = tone_and_contrast(result, region)
+    assert tone <= 0.1 and contrast <= 0.1
+    assert np.array_equal(result[~region], pasted[~region])
+    # the detail matching alone: the original photo with its region blurred gets its local contrast back
+    from sinfree.editing.inpaint import low_pass
+    from sinfree.io.images import tensor_to_array
+
+    image, mask = to_tensor(photo).float(), torch.from_numpy(region)
+    blurred = torch.where(mask, low_pass(image, 2), image)
+    matched = match_detail(blurred, mask)
+    as_array = lambda x: tensor_to_array(x.clamp(-1, 1), load_image(photo)[1])  # noqa: E731
+    assert tone_and_contrast(as_array(matched), region)[1] < 0.85 * tone_and_contrast(as_array(blurred), region)[1]

@@ -215,6 +215,22 @@ def toned(xhat0: torch.Tensor, target: torch.Tensor, unknown: torch.Tensor, stre
     return torch.where(unknown, xhat0 + shift, xhat0)
 
 
+def match_detail(image: torch.Tensor, region: torch.Tensor, ring: int = 8, most: float = 4.0) -> torch.Tensor:
+    """``image`` (C, H, W) with the region's detail (the image minus its ``low_pass`` by 2) scaled so that its
+    mean absolute value matches a ``ring`` px ring around the region's (by at most ``most``, never down): a
+    re-synthesised region comes back smoother than its surroundings, as an output larger than its input does
+    (``sinfree.energy``), and this restores its share of high frequencies."""
+    grown = F.max_pool2d(region.float()[None, None], 2 * ring + 1, stride=1, padding=ring)[0, 0] > 0
+    around = grown & ~region
+    if not around.any():
+        return image
+    low = low_pass(image, 2)
+    detail = image - low
+    inside, outside = detail[:, region].abs().mean(), detail[:, around].abs().mean()
+    gain = float((outside / inside.clamp_min(1e-6)).clamp(1.0, most))
+    return torch.where(region, low + gain * detail, image)
+
+
 def check_clean_patches(mask: torch.Tensor, patch_size: int, num_scales: int) -> None:
     """A one-line error when some scale has no P x P patch clear of the (dilated) mask."""
     for scale, unknown in enumerate(mask_pyramid(mask, num_scales)):
@@ -481,6 +497,11 @@ class Harmonize(Inpaint):
         alpha, sigma = schedule[step]
         self.start_step, self.start_sigma = step, sigma
         return alpha * level + sigma * noise, step
+
+    def finish(self, image: torch.Tensor) -> torch.Tensor:
+        """The region blended into its surroundings (Poisson) with its detail matched to a ring around it
+        (``match_detail``): the pasted region takes on the surroundings' tone and texture strength."""
+        return match_detail(super().finish(image), self.unknown[0])
 
     def describe(self) -> dict:
         return super().describe() | {
