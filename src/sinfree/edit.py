@@ -49,7 +49,9 @@ class Edit:
         return noise, schedule.num_steps
 
     def finish(self, image: torch.Tensor) -> torch.Tensor:
-        """A finished pixel-space sample (C, H, W) after its finest scale, with the edit's last touch (default: as is)."""
+        """A sample's finished canvas (C, H, W) after its finest scale, with the edit's last touch (default: as is).
+        In a latent space this is the latent, before decoding (``decoded`` sees the pixels); edits that need
+        pixels set ``works_in_latent = False``."""
         return image
 
     def decoded(self, image: torch.Tensor) -> torch.Tensor:
