@@ -11,7 +11,8 @@ Rewrites the part of each page between ``<!-- BEGIN name -->`` and ``<!-- END na
 - docs/enhancement.md: ``enhance`` (benchmarks/results/enhance.json, ``bench_enhance.py``);
 - docs/large-outputs.md: ``large`` (benchmarks/results/large.json, ``bench_large.py``) and ``energy``
   (benchmarks/results/energy.json, ``bench_energy.py``);
-- docs/inpainting.md: ``inpaint`` (benchmarks/results/inpaint.json, ``bench_inpaint.py``).
+- docs/inpainting.md: ``inpaint`` (benchmarks/results/inpaint.json, ``bench_inpaint.py``) and ``harmonize``
+  (benchmarks/results/harmonize.json, ``bench_harmonize.py``).
 
 Under each table: the stamp the benchmark recorded (date, CPU, cores, torch threads, load average, command).
 A table whose results file is missing is left as it is. ``--check``: change nothing, exit 1 if a page is
@@ -264,6 +265,39 @@ def inpaint_table() -> dict[str, list[str]]:
     return {"inpaint": [*markdown(header, rows), "", note]}
 
 
+HARMONIZE_METHODS = (
+    ("pasted", "the paste, untouched"),
+    ("sinfree", "sinfree harmonize"),
+    ("poisson", "Poisson blending"),
+    ("reinhard", "Reinhard colour transfer"),
+)
+
+
+def harmonize_table() -> dict[str, list[str]]:
+    found = read(RESULTS / "harmonize.json")
+    if found is None:
+        return {}
+    cases = found["cases"]
+    rows = []
+    for key, title in HARMONIZE_METHODS:
+        mean = {
+            figure: sum(c[key][figure] for c in cases) / len(cases) for figure in ("tone", "contrast", "seam", "kept", "seconds")
+        }
+        within = sum(c[key]["tone"] <= 0.1 and c[key]["contrast"] <= 0.1 for c in cases)
+        rows.append(
+            [title, f"{mean['tone']:.3f}", f"{mean['contrast']:.3f}", f"{within / len(cases):.0%}", f"{mean['seam']:.2f}",
+             f"{mean['kept']:.2f}", f"{mean['seconds']:.2f}"]
+        )  # fmt: skip
+    note = (
+        f"Means over {len(cases)} photos, each with a tinted rectangle of another photo pasted in. Tone and contrast: the "
+        "region's mean intensity and local contrast against an 8 px ring around it, as relative differences (0: the same; "
+        "the target is 0.1 at most); seam: gradient energy across the region's edge over beside it; layout kept: the "
+        "correlation of the region's coarse layout with the paste's (1: all kept). " + stamp.line(found["stamp"])
+    )
+    header = ["method", "tone", "local contrast", "both within 10 %", "seam", "layout kept", "seconds"]
+    return {"harmonize": [*markdown(header, rows), "", note]}
+
+
 # ---- large outputs
 
 
@@ -331,7 +365,7 @@ PAGES = {
     "quality.md": (quality_tables,),
     "enhancement.md": (enhance_table,),
     "large-outputs.md": (large_table, energy_table),
-    "inpainting.md": (inpaint_table,),
+    "inpainting.md": (inpaint_table, harmonize_table),
 }
 
 

@@ -398,3 +398,33 @@ def test_harmonize_gives_a_tinted_patch_the_surroundings_tone_and_texture(photo_
     matched = match_detail(blurred, mask)
     as_array = lambda x: tensor_to_array(x.clamp(-1, 1), load_image(photo)[1])  # noqa: E731
     assert tone_and_contrast(as_array(matched), region)[1] < 0.85 * tone_and_contrast(as_array(blurred), region)[1]
+
+
+def test_harmonize_takes_a_smooth_skys_tone_and_contrast_without_a_ghost():
+    """A flat grey square pasted in the balloons' sky (a smooth region, where a contrast ratio is hard to meet):
+    tone and local contrast within 10 % of the ring after harmonize, none before; the region's tone is matched
+    with no step at its edge (``match_tone`` is feathered)."""
+    from pathlib import Path
+
+    from sinfree.editing.inpaint import match_tone
+    from sinfree.io.images import tensor_to_array
+    from sinfree.metrics.fill import edge_seam, tone_and_contrast
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    photo = np.asarray(Image.open(examples / "balloons_small.png").convert("RGB"))
+    region = np.zeros(photo.shape[:2], bool)
+    region[20:50, 60:100] = True
+    pasted = photo.copy()
+    pasted[region] = 150
+    assert max(tone_and_contrast(pasted, region)) > 0.1
+    result = harmonize(pasted, region, seed=0).samples[0]
+    assert max(tone_and_contrast(result, region)) <= 0.1
+    assert np.array_equal(result[~region], pasted[~region])
+    # the tone match alone: a region brightened smoothly inside comes back to its ring's tone, with no step made
+    image, mask = to_tensor(photo).float(), torch.from_numpy(region)
+    inside = (2 * F.avg_pool2d(mask.float()[None, None], 17, stride=1, padding=8)[0, 0] - 1).clamp(0, 1) * mask
+    brightened = image + 0.4 * inside  # no step at the edge
+    matched = match_tone(brightened, mask)
+    as_array = lambda x: tensor_to_array(x.clamp(-1, 1), load_image(photo)[1])  # noqa: E731
+    assert tone_and_contrast(as_array(matched), region)[0] < 0.02 < 0.1 < tone_and_contrast(as_array(brightened), region)[0]
+    assert edge_seam(as_array(matched), region) <= 1.2

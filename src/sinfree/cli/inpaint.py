@@ -63,12 +63,17 @@ def harmonize(
     mask: MaskOption = None,
     dilate: DilateOption = 0,
     level: Annotated[
-        float, typer.Option("--level", help="Noise level in (0, 1] the image is re-noised to: higher changes the region more.")
+        float,
+        typer.Option(
+            "--level",
+            help="Noise level in (0, 1] the image is re-noised to on the coarsest scale: lower keeps more of the region's layout.",
+        ),
     ] = 0.5,
     *,
     options,
 ) -> None:
-    """Harmonise a pasted or painted region: re-noise INPUT to --level and denoise it with the patches outside MASK."""
+    """Harmonise a pasted or painted region: re-noise INPUT to --level and denoise it coarse to fine with the patches
+    outside MASK, then match the region's tone and local contrast to its surroundings."""
     from ..editing.inpaint import Harmonize
     from .running import run_generation, settings_from
 

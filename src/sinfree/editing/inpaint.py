@@ -193,7 +193,12 @@ def mask_num_scales(mask: torch.Tensor, patch_size: int, settings: GenerationSet
     wanted = 1 + max(0, math.floor(math.log2(max(radius / patch_size, 1.0))))
     shape = tuple(mask.shape)
     most = resolve_num_scales(shape, shape, patch_size, None, settings.min_coarsest_side)
-    for num_scales in range(min(wanted, most), 0, -1):
+    return clean_num_scales(mask, patch_size, min(wanted, most))
+
+
+def clean_num_scales(mask: torch.Tensor, patch_size: int, most: int) -> int:
+    """The largest S up to ``most`` at which every scale has a patch clear of ``mask`` (1 if none)."""
+    for num_scales in range(most, 0, -1):
         try:
             check_clean_patches(mask, patch_size, num_scales)
             return num_scales
@@ -215,20 +220,55 @@ def toned(xhat0: torch.Tensor, target: torch.Tensor, unknown: torch.Tensor, stre
     return torch.where(unknown, xhat0 + shift, xhat0)
 
 
+def ring_around(region: torch.Tensor, ring: int = 8) -> torch.Tensor:
+    """The pixels within ``ring`` px of ``region`` (H, W) and outside it."""
+    grown = F.max_pool2d(region.float()[None, None], 2 * ring + 1, stride=1, padding=ring)[0, 0] > 0
+    return grown & ~region
+
+
+def local_contrast(image: torch.Tensor) -> torch.Tensor:
+    """(H, W): each pixel's absolute difference to the mean of its 3 x 3 neighbourhood, on the channel mean
+    of ``image`` (C, H, W) (the statistic of ``sinfree.metrics.fill.tone_and_contrast``)."""
+    gray = image.mean(0)[None, None]
+    return (gray - F.avg_pool2d(gray, 3, stride=1, padding=1, count_include_pad=False))[0, 0].abs()
+
+
 def match_detail(image: torch.Tensor, region: torch.Tensor, ring: int = 8, most: float = 4.0) -> torch.Tensor:
     """``image`` (C, H, W) with the region's detail (the image minus its ``low_pass`` by 2) scaled so that its
-    mean absolute value matches a ``ring`` px ring around the region's (by at most ``most``, never down): a
-    re-synthesised region comes back smoother than its surroundings, as an output larger than its input does
-    (``sinfree.energy``), and this restores its share of high frequencies."""
-    grown = F.max_pool2d(region.float()[None, None], 2 * ring + 1, stride=1, padding=ring)[0, 0] > 0
-    around = grown & ~region
+    local contrast (``local_contrast``) matches a ``ring`` px ring around the region's, by a gain within
+    [1 / ``most``, ``most``]: a re-synthesised region comes back smoother than its surroundings (as an output
+    larger than its input does, ``sinfree.energy``) or, on a smooth sky, busier than it."""
+    around = ring_around(region, ring)
     if not around.any():
         return image
     low = low_pass(image, 2)
-    detail = image - low
-    inside, outside = detail[:, region].abs().mean(), detail[:, around].abs().mean()
-    gain = float((outside / inside.clamp_min(1e-6)).clamp(1.0, most))
-    return torch.where(region, low + gain * detail, image)
+    contrast = local_contrast(image)
+    gain = float((contrast[around].mean() / contrast[region].mean().clamp_min(1e-6)).clamp(1.0 / most, most))
+    return torch.where(region, low + gain * (image - low), image)
+
+
+def match_tone(image: torch.Tensor, region: torch.Tensor, ring: int = 8, feather: int = 4) -> torch.Tensor:
+    """``image`` (C, H, W) with one offset on every channel in ``region`` so that the region's mean intensity
+    equals a ``ring`` px ring around it; the offset is feathered to zero over ``feather`` px at the region's
+    edge so that no step appears there."""
+    around = ring_around(region, ring)
+    if not around.any():
+        return image
+    weight, inner = torch.zeros(region.shape, dtype=image.dtype), region.float()[None, None]
+    for _ in range(feather):  # 0 on the region's edge pixels, 1 from ``feather`` px in (erosions survived)
+        inner = -F.max_pool2d(-inner, 3, stride=1, padding=1)
+        weight += inner[0, 0].to(image.dtype) / feather
+    gray = image.mean(0)
+    offset = (gray[around].mean() - gray[region].mean()) / weight[region].mean().clamp_min(1e-3)
+    return image + offset * weight
+
+
+def match_surroundings(image: torch.Tensor, region: torch.Tensor, rounds: int = 3) -> torch.Tensor:
+    """The region's mean tone and local contrast brought to a ring's around it (``match_tone``, then
+    ``match_detail``, alternated ``rounds`` times since each moves the other a little)."""
+    for _ in range(rounds):
+        image = match_detail(match_tone(image, region), region)
+    return image
 
 
 def check_clean_patches(mask: torch.Tensor, patch_size: int, num_scales: int) -> None:
@@ -250,6 +290,8 @@ DEFAULT_REFINE_LEVEL = 0.5
 # this far towards the harmonic fill's after every denoiser call.
 DEFAULT_TONE_GUIDANCE = 0.5
 TONE_LOW_PASS = 4
+# A harmonisation re-noises the pasted image to this level on the coarsest scale.
+DEFAULT_HARMONIZE_LEVEL = 0.5
 
 
 # --- the denoiser over the unmasked patches ---------------------------------------------------------
@@ -476,32 +518,55 @@ class Inpaint(Edit):
 
 
 class Harmonize(Inpaint):
-    """Harmonise a pasted or painted region: at every scale the image is re-noised to the schedule step t
-    nearest ``noise_level`` (x_t = a_t x0 + s_t z) and denoised from there with the unmasked region's
-    patches, keeping the pixels outside the mask exactly. Lower levels keep more of the region's content."""
+    """Harmonise a pasted or painted region coarse to fine over generation's scales: on the coarsest the image
+    is re-noised to the schedule step t nearest ``noise_level`` (x_t = a_t x0 + s_t z) and denoised with the
+    unmasked region's patches; every finer scale refines the coarser result as inpainting does (from
+    ``refine_level``), keeping the pixels outside the mask exactly. The region is made of the image's own
+    patches, its coarse layout taken from the paste: lower levels keep more of it. The finished region is
+    blended into its surroundings (Poisson) and its mean tone and local contrast matched to a ring around it."""
 
-    def __init__(self, mask: MaskLike, noise_level: float = 0.5, *, backend: str = AUTO, backend_options: dict | None = None):
+    def __init__(
+        self,
+        mask: MaskLike,
+        noise_level: float = DEFAULT_HARMONIZE_LEVEL,
+        *,
+        refine_level: float = DEFAULT_REFINE_LEVEL,
+        backend: str = AUTO,
+        backend_options: dict | None = None,
+    ):
         if not 0.0 < noise_level <= 1.0:
             raise ValueError(f"level must be in (0, 1], got {noise_level}")
-        super().__init__(mask, tone_guidance=0.0, backend=backend, backend_options=backend_options)  # keeps the region's content
+        super().__init__(mask, refine_level=refine_level, tone_guidance=0.0, backend=backend, backend_options=backend_options)
         self.noise_level = noise_level
         self.start_step: int | None = None
         self.start_sigma: float | None = None
+
+    def settings_for(self, shape: tuple[int, int], settings: GenerationSettings) -> GenerationSettings:
+        """``settings`` with automatic S (``num_scales`` None) chosen as generation's for the image (the coarsest
+        scale a few patches across it), fewer where some scale would have no patch clear of the region."""
+        check_mask(self.mask, shape)
+        if settings.num_scales is None:
+            most = resolve_num_scales(shape, shape, settings.patch_size, None, settings.min_coarsest_side)
+            settings = dataclasses.replace(settings, num_scales=clean_num_scales(self.mask, settings.patch_size, most))
+        self.validate(shape, settings)
+        return settings
 
     def start(
         self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser, coarse=None
     ) -> tuple[torch.Tensor, int]:
         if noise.shape != level.shape:
             raise ValueError("harmonisation keeps the image's size: do not pass another output size")
+        if coarse is not None:
+            return super().start(scale, level, noise, schedule, denoiser, coarse)
         step = nearest_step(schedule, self.noise_level)
         alpha, sigma = schedule[step]
         self.start_step, self.start_sigma = step, sigma
         return alpha * level + sigma * noise, step
 
     def finish(self, image: torch.Tensor) -> torch.Tensor:
-        """The region blended into its surroundings (Poisson) with its detail matched to a ring around it
-        (``match_detail``): the pasted region takes on the surroundings' tone and texture strength."""
-        return match_detail(super().finish(image), self.unknown[0])
+        """The region blended into its surroundings (Poisson), then its mean tone and local contrast matched to
+        a ring around it (``match_surroundings``)."""
+        return match_surroundings(super().finish(image), self.unknown[0])
 
     def describe(self) -> dict:
         return super().describe() | {
@@ -554,14 +619,16 @@ def harmonize(
     mask: MaskLike,
     settings: GenerationSettings | None = None,
     *,
-    level: float = 0.5,
+    level: float = DEFAULT_HARMONIZE_LEVEL,
     num_samples: int = 1,
     seed: int = 0,
     max_memory_bytes: int | None = None,
     progress=None,
 ) -> GenerationResult:
-    """Re-noise ``image`` to the noise level ``level`` and denoise it with the patches outside ``mask``, so
-    the masked (pasted, painted) region takes on the image's textures; pixels outside the mask are kept."""
+    """Harmonise the region of ``image`` where ``mask`` is nonzero (a paste, a painted stroke) with the image:
+    re-noised to ``level`` on the coarsest scale and denoised coarse to fine with the patches outside ``mask``
+    (``Harmonize``), so that the region is made of the image's textures with its tone and local contrast; lower
+    levels keep more of its layout. Pixels outside the mask are kept."""
     settings = settings if settings is not None else GenerationSettings()
     edit = Harmonize(mask, level, backend=settings.backend, backend_options=settings.backend_options)
     return run_masked_edit(image, edit, settings, num_samples, seed, max_memory_bytes, progress)
