@@ -50,6 +50,7 @@ CONFIGS = {
     "paper+eta1": dataclasses.replace(PAPER, eta=1.0),
     "default+guidance0.5": dataclasses.replace(DEFAULT, layout_guidance=0.5),
     "default+guidance1": dataclasses.replace(DEFAULT, layout_guidance=1.0),
+    "default+guidance0.8": dataclasses.replace(DEFAULT, layout_guidance=0.8),
 }
 METRICS = ("sifid", "lpips_diversity", "niqe", "swd", "copying_rate", "layout", "row_profile", "seams")
 

@@ -12,6 +12,7 @@ import torch
 
 from .backends.base import CallStats
 from .composition import noised_level, profile_guided
+from .device import cpu_noise
 from .edit import Edit
 from .energy import EnergyRectifier, EnergyTrace
 from .image_denoiser import make_image_denoiser
@@ -70,7 +71,7 @@ def sample_coarse_to_fine(
     calls_done = 0
     stats = CallStats()
     for scale in range(num_scales - 1, -1, -1):
-        patch_image = edit.patch_image(scale, pyramid[scale])
+        patch_image = edit.patch_image(scale, pyramid[scale]).to(reference.device)  # an edit's own image (a style) too
         denoiser = edit.make_denoiser(scale, patch_image, settings, canvas_shapes[scale])
         if denoiser is None:
             backend, options = scale_backend(settings, reference.shape[0], tuple(patch_image.shape[-2:]), canvas_shapes[scale])
@@ -88,10 +89,11 @@ def sample_coarse_to_fine(
         varied = scale == num_scales - 1 and settings.variation < 1.0 and edit.keeps_input_layout
         scale_schedule = flow_schedule(settings.steps, settings.s_min, settings.variation) if varied else schedule
         for i, generator in enumerate(generators):
-            noise = torch.randn(reference.shape[0], *canvas_shapes[scale], generator=generator)
+            noise = cpu_noise((reference.shape[0], *canvas_shapes[scale]), generator, reference.device)  # same on every device
             if varied:
                 noise = noised_level(pyramid[scale], noise, scale_schedule, settings.start_blur)
             x_start, start_step = edit.start(scale, pyramid[scale], noise, scale_schedule, scale_denoiser, finished[i])
+            x_start = x_start.to(reference.device)
 
             def report(t, x, xhat0, i=i, scale=scale):
                 nonlocal calls_done

@@ -18,6 +18,7 @@ class Edit:
 
     periodic = False  # True: the image wraps around (the sampler's blend resamples circularly; a latent decodes periodically)
     works_in_latent = True  # False: the edit needs pixels (masks, CLIP): refused with a latent space
+    runs_on_gpu = True  # False: the edit's own tensors stay on the CPU; ``auto`` then runs it there, ``cuda`` is refused
     # True: the composition levers act on the coarsest scale (sinfree.composition: layout guidance towards the
     # input's row and column colours; with settings.variation < 1 the ``noise`` passed to ``start`` is the input's
     # coarsest level noised). False for edits that choose their own start (retargeting, inversion, inpainting)

@@ -8,9 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .backends.base import CallStats
 from .coarse_to_fine import Progress, sample_coarse_to_fine, sample_latent
+from .device import resolve_device
 from .edit import Edit
 from .errors import SinfreeError
 from .io.images import ImageLike, load_image, tensor_to_array
@@ -53,6 +55,7 @@ def generate(
     rectify: float | None = None,
     max_memory_bytes: int | None = None,
     progress: Callable[[Progress], None] | None = None,
+    device: str | None = None,
     **backend_options,
 ) -> list[np.ndarray]:
     """Generate ``num_samples`` new images with the patch statistics of ``image``.
@@ -78,6 +81,9 @@ def generate(
     ``rectify=gamma`` (e.g. 0.5) keeps an output larger than the input as sharp as one at the input's
     size: xhat0 is extrapolated towards the denoiser with kernel width gamma s_t until its high-frequency
     energy matches a run at the input's size (``sinfree.energy``, DESIGN.md §2); None (default) is off.
+
+    ``device``: "auto" (default: CUDA when available, else the CPU), "cpu", "cuda" or "cuda:N" (``sinfree.device``).
+    The noise is drawn on the CPU, so a seed gives the same samples on every device (up to rounding).
     """
     settings = preset_settings(
         preset,
@@ -96,6 +102,7 @@ def generate(
         backend_options=backend_options or None,
         latent=latent,
         rectify=rectify,
+        device=device,
     )
     return generate_samples(
         image, settings, num_samples=num_samples, size=size, seed=seed, max_memory_bytes=max_memory_bytes, progress=progress
@@ -114,7 +121,14 @@ def generate_samples(
     edit: Edit | None = None,
 ) -> GenerationResult:
     """``generate`` with its settings as one object, returning seeds, settings and timing too.
-    ``edit`` (``sinfree.editing``) changes the sampler for an editing application."""
+    ``edit`` (``sinfree.editing``) changes the sampler for an editing application. ``settings.device`` is
+    resolved first (a missing CUDA device is refused before any work) and recorded as the device used."""
+    device = resolve_device(settings.device)
+    if edit is not None and not edit.runs_on_gpu and device.type != "cpu":
+        if settings.device not in (None, "auto"):
+            raise SinfreeError(f"{type(edit).__name__} runs on the CPU only for now: use device 'cpu' or 'auto'")
+        device = torch.device("cpu")
+    settings = dataclasses.replace(settings, device=str(device))
     reference, pixel_format = load_image(image)
     if edit is not None and not edit.works_in_latent:
         settings = dataclasses.replace(settings, latent_fallback=False)
@@ -124,6 +138,7 @@ def generate_samples(
         raise SinfreeError(f"{type(edit).__name__} works in pixel space only: run it without a latent space")
 
     started = time.perf_counter()
+    reference = reference.to(device)
     if codec is None:
         images, stats = sample_coarse_to_fine(reference, output_shape, settings, num_scales, num_samples, seed, progress, edit)
     else:
@@ -137,7 +152,7 @@ def generate_samples(
     if edit is not None:
         recorded["edit"] = edit.describe()
     return GenerationResult(
-        samples=[tensor_to_array(x.clamp(-1.0, 1.0), pixel_format) for x in images],
+        samples=[tensor_to_array(x.clamp(-1.0, 1.0).cpu(), pixel_format) for x in images],
         seeds=seeds,
         settings=recorded,
         seconds_per_sample=elapsed / num_samples,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .backends import IMAGE_BACKENDS, make_backend
+from .device import OnDevice
 from .patches import all_patches, extract_patches, fold_patches, gaussian_window, patch_positions, query_stride
 
 
@@ -50,7 +51,7 @@ class ImageDenoiser:
         elif backend_options.get("propagate"):
             raise ValueError("propagate shifts candidates on the full patch grid: it cannot run on a chosen patch set")
         self.backend = make_backend(backend, patches, **backend_options)
-        self.window = gaussian_window(patch_size, rho).repeat(self.channels)
+        self.window = gaussian_window(patch_size, rho).repeat(self.channels).to(reference.device)
         self._normalisers: dict[tuple[int, ...], torch.Tensor] = {}
         self.propagating = getattr(self.backend, "propagate", False)
         if self.propagating:
@@ -84,7 +85,9 @@ class ImageDenoiser:
         key = (*shape, len(rows), len(cols))
         if key not in self._normalisers:
             ones = self.window.expand(len(rows) * len(cols), -1)
-            self._normalisers[key] = fold_patches(ones, rows, cols, self.patch_size, torch.zeros(self.channels, *shape))
+            self._normalisers[key] = fold_patches(
+                ones, rows, cols, self.patch_size, torch.zeros(self.channels, *shape, device=ones.device)
+            )
         return self._normalisers[key]
 
     def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
@@ -94,7 +97,9 @@ class ImageDenoiser:
         if coherent:
             extra, searched, kept = self._propagation_plan(rows, cols, alpha)
         rows_per_band = max(1, self.backend.chunk_size // len(cols))
-        out = torch.zeros(self.channels, *shape, dtype=torch.float64 if x_t.dtype == torch.float64 else torch.float32)
+        out = torch.zeros(
+            self.channels, *shape, dtype=torch.float64 if x_t.dtype == torch.float64 else torch.float32, device=x_t.device
+        )
         for start in range(0, len(rows), rows_per_band):
             band = slice(start, start + rows_per_band)
             queries = extract_patches(x_t, rows[band], cols, self.patch_size)
@@ -124,7 +129,8 @@ class ImageDenoiser:
         prune_alpha = self.backend.prune_alpha
         if extra is not None and prune_alpha is not None and alpha >= prune_alpha:
             searched = (torch.arange(len(rows))[:, None] % 2 == 0) & (torch.arange(len(cols))[None, :] % 2 == 0)
-        kept = torch.full((len(rows), len(cols), self.backend.k), -1, dtype=torch.long)
+            searched = searched.to(self.window.device)
+        kept = torch.full((len(rows), len(cols), self.backend.k), -1, dtype=torch.long, device=self.window.device)
         return extra, searched, kept
 
 
@@ -134,5 +140,7 @@ def make_image_denoiser(
     """The denoiser of one scale for ``backend``: a fused image backend (``patchmatch``) itself, or
     ImageDenoiser over a patch backend."""
     if backend in IMAGE_BACKENDS:
-        return IMAGE_BACKENDS[backend](reference, patch_size, stride=stride, rho=rho, **options)
+        denoiser = IMAGE_BACKENDS[backend](reference.cpu(), patch_size, stride=stride, rho=rho, **options)
+        # patchmatch's numba kernels run on the CPU only (``auto`` never picks them for a GPU): x_t goes there and back
+        return denoiser if reference.device.type == "cpu" else OnDevice(denoiser, torch.device("cpu"))
     return ImageDenoiser(reference, patch_size, stride=stride, rho=rho, backend=backend, **options)

@@ -68,7 +68,7 @@ def all_patches(image: torch.Tensor, patch_size: int) -> torch.Tensor:
     channels, height, width = image.shape
     rows = patch_positions(height, patch_size)
     cols = patch_positions(width, patch_size)
-    out = torch.empty(len(rows), len(cols), channels * patch_size * patch_size, dtype=image.dtype)
+    out = torch.empty(len(rows), len(cols), channels * patch_size * patch_size, dtype=image.dtype, device=image.device)
     for r in rows.tolist():
         out[r] = extract_patches(image, rows[r : r + 1], cols, patch_size)
     return out.reshape(len(rows) * len(cols), -1)
@@ -107,7 +107,7 @@ def fold_patches(
     flat_out = out.view(channels, height * width)
     for i in range(p):
         for j in range(p):
-            index = ((rows + i)[:, None] * width + (cols + j)[None, :]).flatten()
+            index = ((rows + i)[:, None] * width + (cols + j)[None, :]).flatten().to(out.device)
             flat_out.index_add_(1, index, patches[:, :, :, i, j].reshape(-1, channels).T)
     return out
 

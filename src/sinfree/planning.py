@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .backends import AUTO, AUTO_EXACT_FLOPS, IMAGE_BACKENDS, PatchBackend, backend_class_for, resolve_backend
+from .device import free_device_bytes, resolve_device
 from .errors import InputImageError, MemoryBudgetError
 from .latent import LATENT_PATCH_SIZE, Codec, make_codec
 from .memory import MemoryAdvice, check_fits
@@ -37,8 +38,10 @@ def plan_run(
     max_memory_bytes: int | None = None,
 ) -> RunPlan:
     """Validate the settings against the input and output sizes; resolve S; estimate peak memory
-    and refuse (MemoryBudgetError) a run above ``max_memory_bytes`` (default: the free memory)."""
+    and refuse (MemoryBudgetError) a run above ``max_memory_bytes`` (default: the free memory, of the GPU on a CUDA device)."""
     settings.validate()
+    if max_memory_bytes is None:
+        max_memory_bytes = free_device_bytes(resolve_device(settings.device))
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     codec = make_codec(settings.latent)
@@ -122,7 +125,8 @@ def scale_backend(
     num_queries = _grid_length(canvas_shape[0], p, settings.stride) * _grid_length(canvas_shape[1], p, settings.stride)
     if settings.completeness > 0 and PatchBackend.flops(num_queries, num_patches, channels * p * p) <= AUTO_EXACT_FLOPS:
         return "balanced", {"completeness": settings.completeness}
-    return resolve_backend(settings.backend, settings.backend_options, num_queries, num_patches, channels * p * p)
+    device = resolve_device(settings.device)
+    return resolve_backend(settings.backend, settings.backend_options, num_queries, num_patches, channels * p * p, device)
 
 
 def _grid_length(length: int, patch_size: int, stride: int) -> int:

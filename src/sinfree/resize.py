@@ -69,12 +69,12 @@ def _resize_axis(image: torch.Tensor, out_len: int, dim: int, circular: bool = F
     if in_len == out_len:
         return image
     if in_len * out_len <= DENSE_MAX_ENTRIES and image.dtype in (torch.float32, torch.float64):
-        matrix = resize_matrix(in_len, out_len, circular).to(image.dtype)
+        matrix = resize_matrix(in_len, out_len, circular).to(image.device, image.dtype)
         return torch.matmul(matrix, image.movedim(dim, -2)).movedim(-2, dim).contiguous()
     index, weights = resize_taps(in_len, out_len, circular)
     moved = image.movedim(dim, -1)
-    gathered = moved[..., index]  # (..., out_len, K)
-    out = (gathered * weights.to(image.dtype)).sum(dim=-1)
+    gathered = moved[..., index.to(image.device)]  # (..., out_len, K)
+    out = (gathered * weights.to(image.device, image.dtype)).sum(dim=-1)
     return out.movedim(-1, dim).contiguous()
 
 

@@ -39,7 +39,7 @@ def ddim_eta_step(
     """Eq. 5: ``x_{t-1} = a_{t-1} xhat0 + sqrt(1 - eta^2) s_{t-1} eps_hat + eta s_{t-1} z``."""
     x_prev = alpha_prev * xhat0 + math.sqrt(1.0 - eta**2) * sigma_prev * eps_hat
     if eta > 0:
-        z = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype)
+        z = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype).to(x_t.device)  # drawn on the CPU: seeds agree
         x_prev = x_prev + eta * sigma_prev * z
     return x_prev
 

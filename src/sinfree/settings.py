@@ -8,6 +8,7 @@ import inspect
 from dataclasses import dataclass, field
 
 from .backends import AUTO, QUERY_GRID_OPTIONS, backend_class_for
+from .device import check_device_spec
 from .latent import LATENT_PATCH_SIZE, Codec, make_codec
 from .schedule import S_MIN
 
@@ -84,6 +85,7 @@ class GenerationSettings:
     completeness: float = (
         DEFAULT_COMPLETENESS  # Sinkhorn balancing of patch usage on the cheap (coarse) scales (backends/balanced.py); 0 = Eq. 2
     )
+    device: str = "auto"  # auto (CUDA if available, else CPU), cpu, cuda or cuda:N (sinfree.device); outputs record the one used
 
     def __post_init__(self):
         if self.patch_size is None:
@@ -119,11 +121,12 @@ class GenerationSettings:
             )
         if self.rectify is not None and not 0.0 < self.rectify < 1.0:
             raise ValueError(f"rectify (the sharper kernel's width factor gamma) must be in (0, 1), got {self.rectify}")
+        check_device_spec(str(self.device))  # a DeviceError, which is a ValueError too
         make_codec(self.latent)  # a bad spec or a missing VAE folder fails here
 
     def record(self, codec: Codec | None = None) -> dict:
         """The settings as JSON values for the output files; the latent as its (fitted) codec's description."""
-        recorded = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        recorded = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)} | {"device": str(self.device)}
         codec = codec if codec is not None else make_codec(self.latent)
         return recorded | {"backend_options": dict(self.backend_options), "latent": None if codec is None else codec.describe()}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from .balanced import BalancedBackend
@@ -53,6 +55,11 @@ AUTO_FAST_OPTIONS: dict = {
 # options of the query grid (ImageDenoiser's and patchmatch's), which every backend takes; auto gives them to
 # its fast scales only
 QUERY_GRID_OPTIONS = ("early_stride", "early_stride_above", "noisy_stride", "noisy_stride_above")
+# On a CUDA device ``auto``'s fast backend is the inverted-file search in torch (``ivf``: GEMMs and top-k on the
+# device; patchmatch's numba kernels run on the CPU only), with the fast options' query grid. Its quality
+# against exact Eq. 2 is that of ``ivf`` on the CPU (the same computation); its GPU timings are not yet measured.
+AUTO_GPU_FAST = "ivf"
+AUTO_GPU_FAST_OPTIONS: dict = {name: AUTO_FAST_OPTIONS[name] for name in QUERY_GRID_OPTIONS}
 
 
 def backend_names() -> list[str]:
@@ -70,26 +77,34 @@ def backend_class_for(name: str) -> type:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}") from None
 
 
-def choose_backend(name: str, options: dict, flops: float, *, exact_flops: float = AUTO_EXACT_FLOPS) -> tuple[str, dict]:
+def choose_backend(
+    name: str, options: dict, flops: float, *, exact_flops: float = AUTO_EXACT_FLOPS, device: torch.device | None = None
+) -> tuple[str, dict]:
     """The one ``auto`` policy, shared by generation, inpainting and enhancement: the backend and options of
-    a problem whose exact Eq. 2 call costs ``flops`` (``PatchBackend.flops``).
+    a problem whose exact Eq. 2 call costs ``flops`` (``PatchBackend.flops``) on ``device`` (None: the CPU).
 
     A named backend is kept (an unknown name raises ValueError listing the choices). ``auto`` is exact
-    Eq. 2 where a call costs at most ``exact_flops``, the fast backend (``patchmatch``, with
-    AUTO_FAST_OPTIONS under ``options``) elsewhere. Every backend takes a patch set with patches left out
-    (inpainting), patchmatch through its ``valid`` positions.
+    Eq. 2 where a call costs at most ``exact_flops``, the fast backend elsewhere: on the CPU ``patchmatch``
+    with AUTO_FAST_OPTIONS under ``options``; on a CUDA device ``ivf`` (AUTO_GPU_FAST) with the query grid
+    options, keeping those of ``options`` that ``ivf`` takes. Every backend takes a patch set with patches
+    left out (inpainting), patchmatch through its ``valid`` positions. Only the device's type is read.
     """
     backend_class_for(name)  # unknown names: the error listing the choices
     if name != AUTO:
         return name, dict(options)
     if flops <= exact_flops:
         return "exact", {}  # not even the early stride: on the coarse scales it moved the patch SWD up 6-10 %
+    if device is not None and torch.device(device).type == "cuda":
+        accepted = set(inspect.signature(BACKENDS[AUTO_GPU_FAST].__init__).parameters) | set(QUERY_GRID_OPTIONS)
+        return AUTO_GPU_FAST, AUTO_GPU_FAST_OPTIONS | {key: value for key, value in options.items() if key in accepted}
     return AUTO_FAST, AUTO_FAST_OPTIONS | options
 
 
-def resolve_backend(name: str, options: dict, num_queries: int, num_patches: int, dim: int) -> tuple[str, dict]:
+def resolve_backend(
+    name: str, options: dict, num_queries: int, num_patches: int, dim: int, device: torch.device | None = None
+) -> tuple[str, dict]:
     """``choose_backend`` for one generation scale of ``num_queries`` queries against ``num_patches`` patches of ``dim`` numbers."""
-    return choose_backend(name, options, PatchBackend.flops(num_queries, num_patches, dim))
+    return choose_backend(name, options, PatchBackend.flops(num_queries, num_patches, dim), device=device)
 
 
 def make_backend(name: str, patches: torch.Tensor, **options) -> PatchBackend:
@@ -114,6 +129,7 @@ def denoise_patches(
 
 __all__ = [
     "AUTO",
+    "AUTO_GPU_FAST",
     "BACKENDS",
     "BalancedBackend",
     "ChunkedSoftmaxBackend",

@@ -60,8 +60,8 @@ def balanced_weights(logits: torch.Tensor, completeness: float, iterations: int)
     """Row-softmax weights (N, M) of ``logits + b``, with the patch potentials ``b`` (M,) from
     ``iterations`` Sinkhorn steps ``b <- b - completeness * log(usage M / N)``."""
     num_queries, num_patches = logits.shape
-    potentials = torch.zeros(num_patches, dtype=logits.dtype)
-    log_target = torch.log(torch.tensor(num_queries / num_patches, dtype=logits.dtype))
+    potentials = torch.zeros(num_patches, dtype=logits.dtype, device=logits.device)
+    log_target = torch.log(torch.tensor(num_queries / num_patches, dtype=logits.dtype, device=logits.device))
     for _ in range(iterations if completeness > 0 else 0):
         log_usage = torch.logsumexp(torch.log_softmax(logits + potentials, dim=1), dim=0)  # in logs: no underflow
         potentials -= completeness * (log_usage - log_target)

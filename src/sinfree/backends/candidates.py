@@ -94,8 +94,8 @@ class CandidateBackend(PatchBackend):
         if searched is None or bool(searched.all()):
             index, scores = self.pool(queries, self.pool_size)
         else:
-            index = torch.full((len(targets), self.pool_size), -1, dtype=torch.long)
-            scores = torch.full((len(targets), self.pool_size), -math.inf)
+            index = torch.full((len(targets), self.pool_size), -1, dtype=torch.long, device=targets.device)
+            scores = torch.full((len(targets), self.pool_size), -math.inf, device=targets.device)
             rows = searched.nonzero().squeeze(1)
             if len(rows):
                 index[rows], scores[rows] = self.pool(queries[rows], self.pool_size)
@@ -124,13 +124,13 @@ class CandidateBackend(PatchBackend):
         return self._weighted_members(weights, index) + self.mean.to(torch.float32), index
 
     def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
-        out = torch.empty(x.shape, dtype=torch.float32)
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
         for start in range(0, x.shape[0], self.chunk_size):
             out[start : start + self.chunk_size] = self._denoise_chunk(x[start : start + self.chunk_size], alpha, sigma)[0]
         return out.to(x.dtype)
 
     def _nearest(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(x.shape, dtype=torch.float32)
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
         for start in range(0, x.shape[0], self.chunk_size):
             index, _ = self.search(self._targets(x[start : start + self.chunk_size], 1.0))
             out[start : start + len(index)] = self.members[index[:, 0]]
@@ -147,7 +147,7 @@ class CandidateBackend(PatchBackend):
         self.member_rows = torch.div(self.member_order, shape[1], rounding_mode="floor")
         self.member_cols = self.member_order % shape[1]
         self.position_member = torch.empty_like(self.member_order)
-        self.position_member[self.member_order] = torch.arange(self.num_patches)
+        self.position_member[self.member_order] = torch.arange(self.num_patches, device=self.member_order.device)
 
     def denoise_with_candidates(
         self, x: torch.Tensor, alpha: float, sigma: float, extra: torch.Tensor | None, searched: torch.Tensor | None
@@ -175,7 +175,8 @@ class CandidateBackend(PatchBackend):
         """Candidates (r, c, 5k) for the query grid ``rows x cols`` from the previous step's (r, c, k):
         each query's own, and its four neighbours' shifted by the pixel offset between the two queries."""
         r, c, k = previous.shape
-        out = torch.full((r, c, 5, k), -1, dtype=torch.long)
+        out = torch.full((r, c, 5, k), -1, dtype=torch.long, device=previous.device)
+        rows, cols = rows.to(previous.device), cols.to(previous.device)  # the query grid is built on the CPU
         out[:, :, 0] = previous
         dr = (rows[1:] - rows[:-1])[:, None, None]
         dc = (cols[1:] - cols[:-1])[None, :, None]
@@ -202,7 +203,7 @@ def gathered_scores(
     Gathers in blocks of ``block_bytes`` (small blocks stay in cache and reuse freed memory).
     """
     n, c = index.shape
-    scores = torch.empty(n, c)
+    scores = torch.empty(n, c, device=queries.device)
     rows = max(1, block_bytes // (4 * max(1, c) * points.shape[1]))
     for start in range(0, n, rows):
         part = index[start : start + rows].clamp_min(0)

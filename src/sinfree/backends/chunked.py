@@ -31,7 +31,7 @@ class ChunkedSoftmaxBackend(PatchBackend):
         return max(16, DEFAULT_CHUNK_BYTES // (FP32 * num_patches))
 
     def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
-        out = torch.empty(x.shape, dtype=torch.float32)
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
         for start, xc in self._centred_chunks(x, alpha):
             logits = (xc @ self.centred.T).mul_(alpha).sub_(alpha**2 * self.half_norms).mul_(1.0 / sigma**2)
             out[start : start + len(xc)] = torch.softmax(logits, dim=1) @ self.centred
@@ -39,7 +39,7 @@ class ChunkedSoftmaxBackend(PatchBackend):
         return out.to(x.dtype)
 
     def _nearest(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(x.shape, dtype=torch.float32)
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
         for start, xc in self._centred_chunks(x, 1.0):
             out[start : start + len(xc)] = self.centred[(xc @ self.centred.T - self.half_norms).argmax(dim=1)]
         out += self.mean.to(torch.float32)

@@ -41,13 +41,13 @@ class FaissIVFBackend(CandidateBackend):
         faiss.omp_set_num_threads(torch.get_num_threads())
         self.members = (patches.to(torch.float32) - self.mean.to(torch.float32)).contiguous()
         self.member_half_norms = 0.5 * self.members.square().sum(dim=1)
-        self.member_order = torch.arange(self.num_patches)
+        self.member_order = torch.arange(self.num_patches, device=patches.device)
         quantizer = faiss.IndexFlatL2(self.dim)
         self.index = faiss.IndexIVFFlat(quantizer, self.dim, self.nlist)
         self.index.cp.niter = kmeans_iterations
         self.index.cp.seed = seed
         self.index.cp.min_points_per_centroid = 1
-        members = self.members.numpy()
+        members = self.members.cpu().numpy()  # faiss-cpu: the search runs on the CPU whatever the device
         self.index.train(members)
         self.index.add(members)
         self.index.nprobe = self.nprobe
@@ -63,8 +63,8 @@ class FaissIVFBackend(CandidateBackend):
         return FP32 * (3 * num_patches * dim + chunk * 4 * dim)
 
     def pool(self, queries: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        distances, index = self.index.search(np.ascontiguousarray(queries.numpy()), count)
+        distances, index = self.index.search(np.ascontiguousarray(queries.cpu().numpy()), count)
         # -||t - y'||^2 / 2 + ||t||^2 / 2 = t.y' - ||y'||^2 / 2: the same offset as ``exact_scores``
-        scores = torch.from_numpy(-0.5 * distances) + 0.5 * queries.square().sum(dim=1, keepdim=True)
-        index = torch.from_numpy(index)
+        scores = torch.from_numpy(-0.5 * distances).to(queries.device) + 0.5 * queries.square().sum(dim=1, keepdim=True)
+        index = torch.from_numpy(index).to(queries.device)
         return index, scores.masked_fill(index < 0, -math.inf)

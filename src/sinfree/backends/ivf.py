@@ -22,6 +22,7 @@ from .candidates import CandidateBackend, gathered_scores
 from .merge import merge_patches
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20
+GPU_CHUNK_BYTES = 2**30  # on a GPU, larger chunks: fewer passes of the per-list loop (one kernel launch each)
 PCA_POINTS = 8192  # training points whose covariance gives the projection
 
 
@@ -72,13 +73,15 @@ class IVFBackend(CandidateBackend):
             prune_alpha=prune_alpha,
             counts=counts,
         )
+        if chunk_size is None and patches.device.type == "cuda":
+            self.chunk_size = max(self.chunk_size, GPU_CHUNK_BYTES // (FP32 * (4 * self.dim + 2 * self.nlist)))
         mean = self.mean.to(torch.float32)
         generator = torch.Generator().manual_seed(seed)
         self.project = min(project, self.dim) if project else None
         self.pool_size = max(self.k, min(self.num_patches, rescore or 4 * self.k)) if self.project else self.k
         # k-means on at most train_points_per_list points per list (as faiss does), then every patch
         # assigned; the only full-size allocation besides ``patches`` is ``members``
-        sample = torch.randperm(self.num_patches, generator=generator)[: train_points_per_list * self.nlist]
+        sample = torch.randperm(self.num_patches, generator=generator)[: train_points_per_list * self.nlist].to(patches.device)
         train = patches[sample].to(torch.float32) - mean
         self.basis = principal_directions(train[:PCA_POINTS], self.project) if self.project else None
         self.centroids, _ = kmeans(self._to_search_space(train), self.nlist, kmeans_iterations, generator, self.chunk_size)
@@ -97,7 +100,7 @@ class IVFBackend(CandidateBackend):
         self.search_members = search_patches[order] if self.project else self.members
         self.search_half_norms = 0.5 * self.search_members.square().sum(dim=1) if self.project else self.member_half_norms
         counts = torch.bincount(assignment, minlength=self.nlist)
-        self.list_starts = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        self.list_starts = torch.cat([torch.zeros(1, dtype=torch.long, device=counts.device), counts.cumsum(0)])
         self.centroid_half_norms = 0.5 * self.centroids.square().sum(dim=1)
         self.centroid_half_norms[counts == 0] = math.inf  # an empty list is never probed
 
@@ -106,7 +109,7 @@ class IVFBackend(CandidateBackend):
 
     def _project_chunked(self, patches: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
         """The centred patches projected on the principal directions (M, d), a chunk at a time."""
-        out = torch.empty(self.num_patches, self.project)
+        out = torch.empty(self.num_patches, self.project, device=patches.device)
         for start in range(0, self.num_patches, self.chunk_size):
             out[start : start + self.chunk_size] = (
                 patches[start : start + self.chunk_size].to(torch.float32) - mean
@@ -151,12 +154,12 @@ class IVFBackend(CandidateBackend):
         """
         n = len(queries)
         probes = (queries @ self.centroids.T - self.centroid_half_norms).topk(self.nprobe, dim=1).indices
-        best_scores = torch.full((n, self.nprobe * count), -math.inf)
-        best_index = torch.full((n, self.nprobe * count), -1, dtype=torch.long)
+        best_scores = torch.full((n, self.nprobe * count), -math.inf, device=queries.device)
+        best_index = torch.full((n, self.nprobe * count), -1, dtype=torch.long, device=queries.device)
         pair_list = probes.flatten()
         order = torch.argsort(pair_list, stable=True)
         pair_query, pair_slot = order // self.nprobe, order % self.nprobe
-        boundaries = torch.searchsorted(pair_list[order], torch.arange(self.nlist + 1)).tolist()
+        boundaries = torch.searchsorted(pair_list[order], torch.arange(self.nlist + 1, device=queries.device)).tolist()
         starts = self.list_starts.tolist()
         for lst in range(self.nlist):
             lo, hi = boundaries[lst], boundaries[lst + 1]
@@ -166,7 +169,7 @@ class IVFBackend(CandidateBackend):
             queries_here, slots = pair_query[lo:hi], pair_slot[lo:hi]
             scores = queries[queries_here] @ self.search_members[first:last].T - self.search_half_norms[first:last]
             top = scores.topk(min(count, last - first), dim=1)
-            columns = slots[:, None] * count + torch.arange(top.values.shape[1])
+            columns = slots[:, None] * count + torch.arange(top.values.shape[1], device=queries.device)
             best_scores[queries_here[:, None], columns] = top.values
             best_index[queries_here[:, None], columns] = top.indices + first
         keep = best_scores.topk(min(count, best_scores.shape[1]), dim=1)
@@ -186,7 +189,7 @@ def principal_directions(centred: torch.Tensor, count: int, iterations: int = 3,
     dim = centred.shape[1]
     covariance = (centred.T.to(torch.float32) @ centred.to(torch.float32)) / max(1, len(centred))
     width = min(dim, count + oversample)
-    basis = torch.randn(dim, width, generator=torch.Generator().manual_seed(0))
+    basis = torch.randn(dim, width, generator=torch.Generator().manual_seed(0)).to(centred.device)
     with one_thread():  # threads only contend on small dense decompositions (sinfree.threads)
         for _ in range(iterations):
             basis, _ = torch.linalg.qr(covariance @ basis)
@@ -202,7 +205,7 @@ def kmeans(
     An emptied cluster is re-seeded with a random point; the returned assignment is to the final
     centroids.
     """
-    centroids = points[torch.randperm(len(points), generator=generator)[:num_clusters]].clone()
+    centroids = points[torch.randperm(len(points), generator=generator)[:num_clusters].to(points.device)].clone()
     for _ in range(max(1, iterations)):
         assignment = assign(points, centroids, chunk_size)
         counts = torch.bincount(assignment, minlength=num_clusters)
@@ -210,14 +213,14 @@ def kmeans(
         empty = counts == 0
         centroids = sums / counts.clamp_min(1)[:, None]
         if empty.any():
-            centroids[empty] = points[torch.randint(len(points), (int(empty.sum()),), generator=generator)]
+            centroids[empty] = points[torch.randint(len(points), (int(empty.sum()),), generator=generator).to(points.device)]
     return centroids, assign(points, centroids, chunk_size)
 
 
 def assign(points: torch.Tensor, centroids: torch.Tensor, chunk_size: int) -> torch.Tensor:
     """Index of the nearest centroid of every point, one GEMM per chunk of points."""
     half_norms = 0.5 * centroids.square().sum(dim=1)
-    assignment = torch.empty(len(points), dtype=torch.long)
+    assignment = torch.empty(len(points), dtype=torch.long, device=points.device)
     for start in range(0, len(points), chunk_size):
         chunk = points[start : start + chunk_size].to(centroids.dtype)
         assignment[start : start + len(chunk)] = (chunk @ centroids.T - half_norms).argmax(dim=1)

@@ -20,14 +20,16 @@ def merge_patches(patches: torch.Tensor, tolerance: float = 0.0, chunk_size: int
         raise ValueError(f"merge tolerance must be >= 0, got {tolerance}")
     keys = _group_keys(patches, tolerance, chunk_size)
     _, inverse, counts = torch.unique(keys, return_inverse=True, return_counts=True)
-    first = torch.full((len(counts),), len(patches), dtype=torch.long).scatter_reduce_(
-        0, inverse, torch.arange(len(patches)), reduce="amin"
+    first = torch.full((len(counts),), len(patches), dtype=torch.long, device=patches.device).scatter_reduce_(
+        0, inverse, torch.arange(len(patches), device=patches.device), reduce="amin"
     )
     order = torch.argsort(first)  # groups in order of first appearance
     rank = torch.empty_like(order)
-    rank[order] = torch.arange(len(order))
+    rank[order] = torch.arange(len(order), device=order.device)
     group = rank[inverse]
-    sums = torch.zeros(len(counts), patches.shape[1], dtype=torch.float64).index_add_(0, group, patches.to(torch.float64))
+    sums = torch.zeros(len(counts), patches.shape[1], dtype=torch.float64, device=patches.device).index_add_(
+        0, group, patches.to(torch.float64)
+    )
     counts = counts[order]
     return (sums / counts[:, None]).to(patches.dtype), counts
 
@@ -35,7 +37,8 @@ def merge_patches(patches: torch.Tensor, tolerance: float = 0.0, chunk_size: int
 def _group_keys(patches: torch.Tensor, tolerance: float, chunk_size: int) -> torch.Tensor:
     """A 64-bit hash per patch of its values (its bit pattern, or its cell on the tolerance grid)."""
     weights = torch.randint(-(2**62), 2**62, (patches.shape[1],), generator=torch.Generator().manual_seed(_HASH_SEED)) | 1
-    keys = torch.empty(len(patches), dtype=torch.long)
+    weights = weights.to(patches.device)
+    keys = torch.empty(len(patches), dtype=torch.long, device=patches.device)
     for start in range(0, len(patches), chunk_size):
         chunk = patches[start : start + chunk_size].to(torch.float32)
         if tolerance == 0:

@@ -25,7 +25,7 @@ class ReferenceBackend(PatchBackend):
             yield start, x[start : start + self.chunk_size].to(torch.float64)
 
     def _denoise(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
-        out = torch.empty(x.shape, dtype=torch.float64)
+        out = torch.empty(x.shape, dtype=torch.float64, device=x.device)
         for start, xc in self._chunks(x):
             sq_dist = torch.cdist(xc, alpha * self.patches, compute_mode="donot_use_mm_for_euclid_dist") ** 2
             weights = torch.softmax(-sq_dist / (2.0 * sigma**2), dim=1)
@@ -33,7 +33,7 @@ class ReferenceBackend(PatchBackend):
         return out.to(x.dtype)
 
     def _nearest(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(x.shape, dtype=torch.float64)
+        out = torch.empty(x.shape, dtype=torch.float64, device=x.device)
         for start, xc in self._chunks(x):
             sq_dist = torch.cdist(xc, self.patches, compute_mode="donot_use_mm_for_euclid_dist")
             out[start : start + len(xc)] = self.patches[sq_dist.argmin(dim=1)]

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import analogy, edit, enhance, evaluate, generate, inpaint, style
+from . import analogy, batch, edit, enhance, evaluate, generate, inpaint, style, web
 
 app = typer.Typer(
     help="Generate, edit and enhance images from a single image, with no training.",
@@ -34,6 +34,8 @@ COMMANDS = {
     "style": style.style,
     "enhance": enhance.enhance,
     "eval": evaluate.evaluate,
+    "batch": batch.batch,
+    "web": web.web,
 }
 for name, command in COMMANDS.items():
     app.command(name)(command)

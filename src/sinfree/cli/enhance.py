@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import BACKEND_NAMES, EXPERT, OUTPUT_PANEL, with_options
+from .options import BACKEND_NAMES, EXPERT, OUTPUT_PANEL, check_device, with_options
 
 TASKS = ("denoise", "deblur", "superres", "inpaint", "illumination")  # sinfree.enhance.TASKS (checked by a test)
 NOISE_HELP = "Noise model (denoise): gaussian, poisson (Anscombe), rician (MRI magnitude) or speckle (log)."
@@ -14,7 +14,7 @@ METHOD_HELP = (
     "two-stage: the Eq. 2 self prior as the pilot, then NL-Bayes passes over groups of similar patches (best); "
     "one-stage: the Eq. 2 prior alone (DiffPIR)."
 )
-ENHANCE_EXPERT = [param for param in EXPERT if param.name in ("backend", "max_memory_gb")]
+ENHANCE_EXPERT = [param for param in EXPERT if param.name in ("backend", "max_memory_gb", "device")]
 
 
 @with_options(ENHANCE_EXPERT)
@@ -69,6 +69,7 @@ def enhance(
     from ..io.scans import describe_scan, read_scan
     from .running import check_output_folder, check_outputs, memory_limit, progress_bar, stderr
 
+    device = check_device(options.device)  # a missing GPU: one line, before any work
     check_enhance_extra()
     if input.suffix.lower() in (".tif", ".tiff"):  # the result is written as a TIFF: fail before the work
         require("tifffile", "medical", "writing TIFF")
@@ -104,6 +105,7 @@ def enhance(
             colour=colour,
             max_memory_bytes=memory_limit(options),
             progress=bar.update,
+            device=device,
         )
     finally:
         bar.close()

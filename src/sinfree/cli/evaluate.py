@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import EXPERT, LAYOUT, OUTPUT_PANEL, SAMPLER, with_options
+from .options import EXPERT, LAYOUT, OUTPUT_PANEL, SAMPLER, check_device, with_options
 
 
 @with_options(SAMPLER, LAYOUT, EXPERT)
@@ -51,6 +51,7 @@ def evaluate(
     from ..evaluation.evaluate import check_eval_extra, default_benchmark_dir
     from .running import check_output_folder, check_outputs, progress_bar, settings_from, stderr
 
+    check_device(options.device)  # a missing GPU: one line, before any work (also when only scoring samples)
     check_eval_extra()
     if not inputs:
         benchmark = default_benchmark_dir()

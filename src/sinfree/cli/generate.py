@@ -5,10 +5,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import EXPERT_PANEL, GENERATION, LAYOUT, OUTPUT, parse_size, with_options
+from .options import EXPERT_PANEL, GENERATION, LARGE, LAYOUT, OUTPUT, parse_size, with_options
 
 
-@with_options(OUTPUT, GENERATION, LAYOUT)
+@with_options(OUTPUT, GENERATION, LAYOUT, LARGE)
 def generate(
     input: Annotated[Path, typer.Argument(help="The reference image (PNG, JPEG, TIFF...; gray, RGB or RGBA; 8 or 16 bit).")],
     size: Annotated[Optional[str], typer.Option("--size", help="Output size WIDTHxHEIGHT (default: the input's).")] = None,
@@ -30,4 +30,9 @@ def generate(
     from .running import run_generation, settings_from
 
     settings = settings_from(options, rectify=rectify)
+    from .large import run_large_generation, wants_out_of_core
+
+    if wants_out_of_core(input, options, settings, parse_size(size)):
+        run_large_generation(input, options, settings, parse_size(size))
+        return
     run_generation(input, options, settings, parse_size(size))

@@ -226,6 +226,23 @@ LAYOUT = [
         None,
     ),
 ]
+# The device every command computes on (sinfree.device; the form is checked here, without torch, and the
+# device itself by ``check_device`` before any work).
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+DEVICE = [
+    Param(
+        "device",
+        Annotated[
+            str,
+            option(
+                "--device",
+                panel=EXPERT_PANEL,
+                help=f"Where to compute: {DEVICE_CHOICES}. auto: the first CUDA GPU when there is one, else the CPU.",
+            ),
+        ],
+        "auto",
+    )
+]
 EXPERT = [
     Param(
         "backend",
@@ -267,8 +284,82 @@ EXPERT = [
         ],
         None,
     ),
+    *DEVICE,
 ]
 GENERATION = SAMPLER + LATENT + EXPERT
+# Out-of-core outputs (sinfree.large, docs/large-outputs.md): canvases on disk in tiles, resumable, on Dask workers.
+LARGE_PANEL = "Large outputs (out of core)"
+OUTPUT_FORMATS = ("auto", "png", "tiff")
+LARGE = [
+    Param(
+        "out_of_core",
+        Annotated[
+            bool,
+            option(
+                "--out-of-core",
+                panel=LARGE_PANEL,
+                help="Tile the large scales on disk (memory bounded by --max-memory-gb). Automatic for outputs above 8192^2 px "
+                "and with any option of this panel.",
+            ),
+        ],
+        False,
+    ),
+    Param(
+        "workers",
+        Annotated[
+            Optional[int],
+            option(
+                "--workers", min=1, panel=LARGE_PANEL, help="Run the tiles on an embedded Dask cluster of N one-thread workers."
+            ),
+        ],
+        None,
+    ),
+    Param(
+        "scheduler",
+        Annotated[
+            Optional[str],
+            option(
+                "--scheduler",
+                panel=LARGE_PANEL,
+                help="Run the tiles on an existing Dask cluster (tcp://HOST:PORT); its workers must see the --store folder.",
+            ),
+        ],
+        None,
+    ),
+    Param(
+        "store",
+        Annotated[
+            Optional[Path],
+            option(
+                "--store",
+                panel=LARGE_PANEL,
+                help="Folder of the run's on-disk state (default: a hidden folder beside the output). Rerunning the same "
+                "command resumes an interrupted run from its last finished step.",
+            ),
+        ],
+        None,
+    ),
+    Param(
+        "tile_size",
+        Annotated[
+            Optional[int],
+            option("--tile-size", min=16, panel=LARGE_PANEL, help="Tile side in canvas px (default: from --max-memory-gb)."),
+        ],
+        None,
+    ),
+    Param(
+        "output_format",
+        Annotated[
+            str,
+            option(
+                "--format",
+                panel=LARGE_PANEL,
+                help="Output file: auto (PNG up to 8192^2 px, else a tiled pyramidal BigTIFF with a preview JPEG), png or tiff.",
+            ),
+        ],
+        "auto",
+    ),
+]
 
 
 def with_options(*groups: list[Param]):
@@ -324,6 +415,17 @@ def parse_rho(text: Optional[str]) -> Optional[float]:
     if not rho > 0:
         raise SinfreeError(f"--rho must be a positive number or 'inf', got {text!r}")
     return rho
+
+
+def check_device(spec: str) -> str:
+    """--device: refused on one line before any work where its form is wrong or this machine lacks it
+    (``sinfree.device.resolve_device``); the spec itself is returned (outputs record the device used)."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", spec.strip()):
+        raise SinfreeError(f"--device must be {DEVICE_CHOICES}, got {spec!r}")
+    from ..device import resolve_device  # torch: only once a command runs
+
+    resolve_device(spec)
+    return spec.strip()
 
 
 def parse_backend_options(items: Optional[list[str]]) -> dict:

@@ -2,6 +2,7 @@
 before any work, a progress bar weighted by each scale's cost, samples written atomically with their settings."""
 
 import logging
+from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -12,7 +13,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from .. import __version__
 from ..errors import MemoryBudgetError, OutputError, SinfreeError
-from .options import as_flags, parse_backend_options, parse_rho, parse_scales
+from .options import as_flags, check_device, parse_backend_options, parse_rho, parse_scales
 
 stderr = Console(stderr=True)
 
@@ -32,6 +33,7 @@ def settings_from(options, **fixed):
     from ..settings import preset_settings
 
     values = {
+        "device": check_device(getattr(options, "device", "auto")),  # first: a missing GPU is refused before any work
         "patch_size": options.patch_size,
         "num_scales": parse_scales(getattr(options, "scales", None)),
         "steps": options.steps,
@@ -88,7 +90,15 @@ def check_output_folder(folder: Path) -> Path:
     return folder
 
 
+# A front end other than the terminal (the web app) sets this, in the thread that runs a command, to a function
+# that returns its own ``Progress`` (e.g. one that forwards each update to a browser's progress bar).
+progress_factory: ContextVar = ContextVar("progress_factory", default=None)
+
+
 def progress_bar(quiet: bool) -> Progress:
+    factory = progress_factory.get()
+    if factory is not None:
+        return factory()
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

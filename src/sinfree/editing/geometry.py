@@ -109,11 +109,11 @@ class TiledDenoiser:
     def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
         shape = tuple(x_t.shape[-2:])
         total = torch.zeros_like(x_t)
-        weight_sum = torch.zeros(shape)
+        weight_sum = torch.zeros(shape, device=x_t.device)
         for shift, denoiser in zip(half_shifts(shape), self.copies):
             rolled = torch.roll(x_t, shifts=shift, dims=(-2, -1))
             denoised = torch.roll(denoiser(rolled, alpha, sigma), shifts=(-shift[0], -shift[1]), dims=(-2, -1))
-            weight = shift_weights(shape, shift)
+            weight = shift_weights(shape, shift).to(x_t.device)
             total += weight * denoised
             weight_sum += weight
         return total / weight_sum

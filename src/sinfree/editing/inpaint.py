@@ -401,6 +401,7 @@ class Inpaint(Edit):
     keeps_input_layout = False
 
     works_in_latent = False  # the mask and the kept pixels are in pixel space
+    runs_on_gpu = False  # its masks and masked denoisers are CPU tensors (sinfree.device): auto runs it on the CPU
 
     def __init__(
         self,

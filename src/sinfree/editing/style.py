@@ -180,8 +180,9 @@ def clip_similarity(
 def clip_gradient(
     guide: ClipGuide, image: torch.Tensor, text: torch.Tensor, views: int, generator: torch.Generator
 ) -> tuple[float, torch.Tensor]:
-    """(similarity, its gradient with respect to ``image``)."""
-    image = image.detach().to(torch.float32).requires_grad_(True)
+    """(similarity, its gradient with respect to ``image``), computed on the CLIP model's device."""
+    device = next(guide.model.parameters()).device
+    image = image.detach().to(device=device, dtype=torch.float32).requires_grad_(True)
     with torch.enable_grad():
         similarity = clip_similarity(guide, image, text, views, generator)
         (gradient,) = torch.autograd.grad(similarity, image)
@@ -238,6 +239,7 @@ class ClipGuidedDenoiser:
             self.sigma_start = sigma
         gamma_t = self.style.gamma * sigma / self.sigma_start
         similarity, gradient = clip_gradient(self.guide, xbar, self.text, self.style.views, self.generator)
+        gradient = gradient.to(xbar.device)  # CLIP's device -> the sampler's
         self.history.append((sigma, similarity))
         guided = xbar + guidance_step(xbar, gradient, gamma_t, self.style.step_ratio, self.style.quantile)
         self.previous = guided
@@ -344,15 +346,17 @@ def stylize(
     gamma: float = 1.0,
     backend: str = "auto",
     progress=None,
+    device: str = "auto",
     **style_options,
 ) -> list[np.ndarray]:
     """Restyle ``image`` (path, PIL image or numpy array) towards the text ``prompt`` with CLIP guidance
     (DESIGN.md §1). ``clip`` is a local CLIP folder, a loaded ``ClipGuide``, or None for ViT-B/32 in the
-    Hugging Face cache. Further keywords go to ``ClipStyle`` (mix, step_ratio, quantile)."""
+    Hugging Face cache. Further keywords go to ``ClipStyle`` (mix, step_ratio, quantile). ``device``: where the
+    sampler computes ("auto", "cpu", "cuda", "cuda:N"); CLIP runs where its model was loaded."""
     from ..generation import generate_samples
     from ..settings import GenerationSettings
 
     guide = clip if isinstance(clip, ClipGuide) else load_clip(clip)
     edit = ClipStyle(prompt, guide, views=views, gamma=gamma, level=level, **style_options)
-    settings = GenerationSettings(patch_size=patch_size, num_scales=1, steps=steps, backend=backend)
+    settings = GenerationSettings(patch_size=patch_size, num_scales=1, steps=steps, backend=backend, device=device)
     return generate_samples(image, settings, num_samples=num_samples, seed=seed, progress=progress, edit=edit).samples

@@ -34,7 +34,7 @@ class SelfPrior:
         centred = patches - self.mean
         # keys K = [y', ||y'||^2] with y' = y - mean (as the exact backend): V = K, its last column dropped
         self.keys = torch.cat([centred, centred.square().sum(dim=1, keepdim=True)], dim=1)
-        self.window = gaussian_window(patch_size, rho).repeat(self.channels)
+        self.window = gaussian_window(patch_size, rho).repeat(self.channels).to(patches.device)
         self.self_shape = tuple(images[0].shape[-2:]) if exclude_self else None
         self.num_patches = len(patches)
 
@@ -44,13 +44,14 @@ class SelfPrior:
             raise ValueError(f"exclude_self needs queries of the level-0 shape {self.self_shape}, got {shape}")
         p = self.patch_size
         rows, cols = patch_positions(shape[0], p), patch_positions(shape[1], p)
-        out = torch.zeros(self.channels, *shape)
+        out = torch.zeros(self.channels, *shape, device=self.keys.device)
         band = max(1, self.chunk_scores // (len(cols) * self.num_patches))
         for start in range(0, len(rows), band):
             queries = extract_patches(x_t.to(torch.float32), rows[start : start + band], cols, p)
             denoised = self._denoise(queries, alpha, sigma, start * len(cols))
             fold_patches(denoised * self.window, rows[start : start + band], cols, p, out)
-        norm = fold_patches(self.window.expand(len(rows) * len(cols), -1), rows, cols, p, torch.zeros(self.channels, *shape))
+        zeros = torch.zeros(self.channels, *shape, device=self.keys.device)
+        norm = fold_patches(self.window.expand(len(rows) * len(cols), -1), rows, cols, p, zeros)
         return out / norm
 
     def _denoise(self, queries: torch.Tensor, alpha: float, sigma: float, first: int) -> torch.Tensor:
@@ -59,11 +60,12 @@ class SelfPrior:
         if alpha == 0:
             return self.mean.expand_as(queries).clone()
         centred = queries - alpha * self.mean
-        query = torch.cat([alpha * centred, torch.full((len(queries), 1), -0.5 * alpha**2)], dim=1)
+        device = queries.device
+        query = torch.cat([alpha * centred, torch.full((len(queries), 1), -0.5 * alpha**2, device=device)], dim=1)
         mask = None
         if self.self_shape is not None:
-            mask = torch.zeros(len(queries), self.num_patches)
-            mask[torch.arange(len(queries)), torch.arange(first, first + len(queries))] = -torch.inf
+            mask = torch.zeros(len(queries), self.num_patches, device=device)
+            mask[torch.arange(len(queries), device=device), torch.arange(first, first + len(queries), device=device)] = -torch.inf
             mask = mask[None, None]
         keys = self.keys[None, None]
         attended = F.scaled_dot_product_attention(query[None, None], keys, keys, attn_mask=mask, scale=1.0 / sigma**2)

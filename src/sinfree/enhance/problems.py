@@ -25,6 +25,7 @@ import torch
 
 from ..backends import AUTO, CHEAP_EXACT_FLOPS, IMAGE_BACKENDS, choose_backend
 from ..backends.base import PatchBackend
+from ..device import OnDevice
 from ..image_denoiser import ImageDenoiser, make_image_denoiser
 from ..patches import all_patches
 from ..pyramid import build_pyramid, level_shapes
@@ -145,14 +146,24 @@ def choose_prior(settings: dict, plane: tuple[int, int], channels: int) -> tuple
         return "self", 0
     if needs_self:
         first = 1
-    chosen, _ = choose_backend(backend, {}, cost / (4 if needs_self else 1), exact_flops=CHEAP_EXACT_FLOPS)
+    device = settings.get("device", "cpu")
+    chosen, _ = choose_backend(backend, {}, cost / (4 if needs_self else 1), exact_flops=CHEAP_EXACT_FLOPS, device=device)
     return chosen, first
 
 
 def build_denoiser(problem: Problem, settings: dict):
-    """The patch prior ``D(x_t, a_t, s_t)`` over the problem's patch set, for ``settings['prior']``."""
+    """The patch prior ``D(x_t, a_t, s_t)`` over the problem's patch set, for ``settings['prior']``, computing on
+    ``settings['device']`` (default the CPU; elsewhere x_t goes there and xhat0 comes back: the loop stays on the CPU)."""
+    device = torch.device(settings.get("device", "cpu"))
+    if device.type != "cpu":
+        return OnDevice(build_denoiser_on(problem, settings, device), device)
+    return build_denoiser_on(problem, settings)
+
+
+def build_denoiser_on(problem: Problem, settings: dict, device: torch.device | None = None):
+    """``build_denoiser``'s prior with its patch set on ``device`` (None: the CPU)."""
     patch_size, window, prior = settings["patch_size"], settings["window"], settings["prior"]
-    images = [image.to(torch.float32) for image in problem.patch_images]
+    images = [image.to(device=device, dtype=torch.float32) for image in problem.patch_images]
     if prior == "self":
         return SelfPrior(images, patch_size, rho=window, exclude_self=True)
     if prior in IMAGE_BACKENDS:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..backends import AUTO, backend_class_for
+from ..device import resolve_device
 from ..errors import InputImageError, SinfreeError
 from ..extras import require
 from ..memory import check_fits
@@ -130,6 +131,7 @@ def enhance(
     colour: bool | None = None,
     max_memory_bytes: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    device: str | None = "auto",
 ) -> EnhanceResult:
     """Restore ``data`` (physical units: (H, W), (H, W, C) colour or (D, H, W) volume) for ``task``.
 
@@ -156,9 +158,12 @@ def enhance(
     uses seed ``seed + i``) and returns their mean and per-pixel std in physical units (two-stage: each sample's
     last group passes draw from the groups' Gaussian posteriors). Volumes are restored slice by slice:
     ``progress(done, total)`` counts slices there and denoiser steps (group passes) for 2-D inputs.
+    ``device``: where the Eq. 2 prior computes, "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"
+    (``sinfree.device``); the loop, the operators and the NL-Bayes groups stay on the CPU.
     Raises SinfreeError with a one-line reason on bad input, before any work.
     """
     started = time.perf_counter()
+    device = str(resolve_device(device))  # a missing GPU is refused before any work
     check_enhance_extra()
     layout = _check(data, task, noise, samples, steps, patch_size, scale, mask, colour, backend, method)
     missing = None if mask is None else np.asarray(mask) != 0
@@ -222,6 +227,7 @@ def _settings(task: str, given: dict, sigma_used, sigma_n: float, units: RobustS
         "gain": float(given["gain"]),
         "zero": float(units.to_unit(min(0.0, float(items.min())))),
         "backend": given["backend"],
+        "device": given["device"],
     }
 
 

@@ -18,7 +18,7 @@ from .restore import EnhanceResult, enhance
 EXPERT = frozenset(
     {
         "samples", "seed", "steps", "patch_size", "method", "backend", "eta", "lam", "start", "first_level",
-        "num_levels", "window", "colour", "max_memory_bytes", "progress",
+        "num_levels", "window", "colour", "max_memory_bytes", "progress", "device",
     }
 )  # fmt: skip
 

@@ -69,7 +69,8 @@ class PCACodec(Codec):
         The covariance is summed in float64 over bands of blocks (BAND_BLOCKS at a time), so no
         float64 copy of the whole image exists (1.6 GB for an 8192^2 RGB image)."""
         dim = image.shape[0] * self.block**2
-        count, total_sum, gram = 0, torch.zeros(dim, dtype=torch.float64), torch.zeros(dim, dim, dtype=torch.float64)
+        total_sum = torch.zeros(dim, dtype=torch.float64, device=image.device)
+        count, gram = 0, torch.zeros(dim, dim, dtype=torch.float64, device=image.device)
         for _, blocks in _block_bands(image, self.block):
             count += len(blocks)
             total_sum += blocks.sum(dim=0)
@@ -96,10 +97,10 @@ class PCACodec(Codec):
                 f"this PCA codec was fitted to {len(self.mean) // self.block**2}-channel images, got {image.shape[0]} channels"
             )
         height, width = self.latent_shape(tuple(image.shape[-2:]))
-        latent = torch.empty(self.basis.shape[1], height, width, dtype=torch.float32)
-        projection = self.basis * self.scale
+        latent = torch.empty(self.basis.shape[1], height, width, dtype=torch.float32, device=image.device)
+        projection, mean = (self.basis * self.scale).to(image.device), self.mean.to(image.device)  # the image's device
         for rows, blocks in _block_bands(image, self.block):  # float64 per band of block rows
-            latent[:, rows] = ((blocks - self.mean) @ projection).T.reshape(-1, rows.stop - rows.start, width).to(torch.float32)
+            latent[:, rows] = ((blocks - mean) @ projection).T.reshape(-1, rows.stop - rows.start, width).to(torch.float32)
         return latent
 
     def decode(self, latent: torch.Tensor, *, periodic: bool = False) -> torch.Tensor:
@@ -107,13 +108,15 @@ class PCACodec(Codec):
         overlap, so every decoding is periodic already: ``periodic`` changes nothing."""
         self._check_fitted()
         channels, height, width = latent.shape
-        image = torch.empty(len(self.mean) // self.block**2, height * self.block, width * self.block, dtype=torch.float32)
-        reconstruction = self.basis.T / self.scale
+        image = torch.empty(
+            len(self.mean) // self.block**2, height * self.block, width * self.block, dtype=torch.float32, device=latent.device
+        )
+        reconstruction, mean = (self.basis.T / self.scale).to(latent.device), self.mean.to(latent.device)
         band = max(1, BAND_BLOCKS // width)
         for start in range(0, height, band):
             stop = min(height, start + band)
             coefficients = latent[:, start:stop].to(torch.float64).reshape(channels, -1).T
-            blocks = torch.addmm(self.mean, coefficients, reconstruction)
+            blocks = torch.addmm(mean, coefficients, reconstruction)
             image[:, start * self.block : stop * self.block] = from_blocks(blocks, stop - start, width, self.block)
         return image
 

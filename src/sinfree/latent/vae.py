@@ -85,12 +85,13 @@ class VAECodec(Codec):
         if pixels.shape[0] == 1 and in_channels != 1:
             pixels = pixels.expand(in_channels, -1, -1)
         with torch.inference_mode():
-            mode = self.model.encode(pixels[None]).latent_dist.mode()[0]
+            mode = self.model.to(pixels.device).encode(pixels[None]).latent_dist.mode()[0]  # the model follows the image
         return ((mode - self.shift_factor) * self.scaling_factor).clone()
 
     def decode(self, latent: torch.Tensor, *, periodic: bool = False) -> torch.Tensor:
         """``decode(z / scale + shift)``; with ``periodic`` every decoder convolution pads circularly."""
         z = latent.to(torch.float32)[None] / self.scaling_factor + self.shift_factor
+        self.model.to(z.device)
         with torch.inference_mode(), circular_padding(self.model.decoder, periodic):
             image = self.model.decode(z).sample[0]
         if self.image_channels == 1 and image.shape[0] != 1:

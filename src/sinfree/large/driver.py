@@ -1,0 +1,347 @@
+"""Out-of-core generation (issue 23): the coarse scales in memory as ``sample_coarse_to_fine`` runs them,
+the scales whose canvas is larger than a tile run tile by tile on canvases on disk (``tiled``), the result
+decoded band by band into a pixel array on disk and written as a PNG or a pyramidal BigTIFF with a preview.
+
+Memory is bounded by the tile size (from ``max_memory_bytes``), not by the output's size; every finished
+step is checkpointed, so the same call after an interruption resumes from the last finished step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..backends import backend_class_for
+from ..coarse_to_fine import sample_coarse_to_fine
+from ..errors import SinfreeError
+from ..io.images import PixelFormat, load_image, save_png, tensor_to_array
+from ..latent.pca import PCACodec
+from ..planning import plan_run, scale_backend
+from ..pyramid import build_pyramid, level_shapes
+from ..schedule import flow_schedule
+from ..settings import GenerationSettings
+from . import pyramid_tiff
+from .cluster import make_executor
+from .inputs import LargeImage, encode_streaming, fit_streaming
+from .store import RunStore, open_array, save_npy_atomically, settings_hash
+from .tiled import _DENOISERS, START, DenoiserSpec, StepTask, tile_grid
+
+logger = logging.getLogger("sinfree")
+STREAM_INPUT_PIXELS = 2**24  # inputs above this many pixels are read and encoded band by band
+PNG_MAX_PIXELS = 2**26  # the automatic format: PNG up to 8192^2, a pyramidal BigTIFF above
+DEFAULT_MEMORY = 4 * 2**30
+MIN_TILE, MAX_TILE = 64, 2048
+BASELINE_BYTES = 400 * 2**20  # the interpreter, torch and the coarse scales' leftovers
+DECODE_ROWS = 256
+
+
+@dataclass
+class LargeOptions:
+    """How an out-of-core run is laid out: its store folder, tile side (canvas px; None: from the memory
+    budget), workers or scheduler, output format (auto, png, tiff) and whether the store is kept."""
+
+    store: Path
+    tile: int | None = None
+    workers: int | None = None
+    scheduler: str | None = None
+    max_memory_bytes: int | None = None
+    output_format: str = "auto"
+    keep_store: bool = False
+    compression: str | None = "zlib"
+
+
+@dataclass(frozen=True)
+class LargeProgress:
+    stage: str  # "coarse scales", "tiles", "decode", "write"
+    scale: int
+    step: int
+    tiles_done: int
+    tiles_total: int
+    work_done: float
+    work_total: float
+
+
+@dataclass
+class LargeResult:
+    paths: list[Path]
+    seconds: float
+    settings: dict
+    tile: int
+    tiled_scales: list[int] = field(default_factory=list)
+    resumed_from: dict | None = None
+
+
+def output_format(shape: tuple[int, int], requested: str) -> str:
+    if requested not in ("auto", "png", "tiff"):
+        raise SinfreeError(f"unknown output format {requested!r}: auto, png or tiff")
+    if requested != "auto":
+        return requested
+    return "png" if shape[0] * shape[1] <= PNG_MAX_PIXELS else "tiff"
+
+
+def output_paths(base: Path, fmt: str) -> list[Path]:
+    """The files a run writes for ``base`` (a path without suffix): the PNG, or the BigTIFF and its preview."""
+    if fmt == "png":
+        return [base.with_name(base.name + ".png")]
+    return [base.with_name(base.name + ".tif"), base.with_name(base.name + "_preview.jpg")]
+
+
+def tile_side(settings: GenerationSettings, channels: int, reference_shape, budget: int, workers: int) -> int:
+    """The largest tile side (a multiple of 64, at most MAX_TILE) whose denoiser call fits ``budget`` per worker."""
+    p = settings.patch_size
+    dim = channels * p * p
+    num_patches = (reference_shape[0] - p + 1) * (reference_shape[1] - p + 1)
+    backend = backend_class_for(settings.backend)
+    fixed = backend.estimate_bytes(num_patches, dim, 1) + 3 * 4 * channels * reference_shape[0] * reference_shape[1]
+    per_query = backend.estimate_bytes(num_patches, dim, 1 << 20) - backend.estimate_bytes(num_patches, dim, 0)
+    per_pixel = per_query / (1 << 20) + 12 * 4 * channels
+    room = budget / max(1, workers) - BASELINE_BYTES - fixed
+    if room < per_pixel * MIN_TILE**2 * 1.5:
+        from ..memory import format_bytes
+
+        raise SinfreeError(
+            f"--max-memory-gb {budget / 2**30:g} leaves no room for a {MIN_TILE} px tile per worker (the reference's "
+            f"patch index alone needs ~{format_bytes(fixed)}); allow more memory or use fewer workers"
+        )
+    side = int(math.sqrt(room / per_pixel / 1.5))  # 1.5: the tile's halo and the allocator's slack
+    return max(MIN_TILE, min(MAX_TILE, side // 64 * 64))
+
+
+def _identity(source) -> str:
+    if isinstance(source, (str, Path)):
+        stat = Path(source).stat()
+        return f"{Path(source).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return hashlib.blake2b(np.ascontiguousarray(source).tobytes(), digest_size=16).hexdigest()
+
+
+def read_reference(source, codec) -> tuple[torch.Tensor, PixelFormat, object, tuple[int, int]]:
+    """(the reference as the sampler sees it: pixels or latent, the output's pixel format, the fitted codec,
+    the input's (H, W)); large files read band by band."""
+    if isinstance(source, (str, Path)):
+        image = LargeImage(Path(source))
+        height, width, channels = image.shape
+        if height * width > STREAM_INPUT_PIXELS or Path(source).suffix.lower() in (".tif", ".tiff", ".btf", ".tf8"):
+            if codec is None:
+                reference = torch.empty(channels, height, width)
+                for r in range(0, height, 1024):
+                    reference[:, r : r + 1024] = image.tensor(r, min(height, r + 1024))
+                return reference, image.format, None, (height, width)
+            if not isinstance(codec, PCACodec):
+                raise SinfreeError(f"large inputs are encoded band by band in the PCA latent space only, not {codec.name}")
+            codec = fit_streaming(codec, image)
+            return encode_streaming(codec, image), image.format, codec, (height, width)
+        del image
+    reference, fmt = load_image(source)
+    shape = tuple(reference.shape[-2:])
+    if codec is None:
+        return reference, fmt, None, shape
+    codec = codec if codec.fitted else codec.fit(reference)
+    return codec.encode(reference), fmt, codec, shape
+
+
+def generate_large(
+    source,
+    base: Path,
+    settings: GenerationSettings,
+    options: LargeOptions,
+    *,
+    size: tuple[int, int] | None = None,
+    seed: int = 0,
+    metadata: dict | None = None,
+    progress: Callable[[LargeProgress], None] | None = None,
+) -> LargeResult:
+    """One sample of ``source`` (a path or an array) at ``size`` (H, W), written to ``base`` + .png or .tif
+    (and _preview.jpg), out of core; see the module's docstring."""
+    started = time.perf_counter()
+    settings.validate()
+    from ..latent import make_codec
+
+    codec = make_codec(settings.latent)
+    reference, fmt, codec, input_shape = read_reference(source, codec)
+    channels = fmt.channels
+    plan = plan_run(channels, input_shape, size, settings, 1, max_memory_bytes=1 << 62)
+    settings, num_scales, canvas = plan.settings, plan.num_scales, plan.canvas_shape
+    output_shape = plan.output_shape
+    fmt_name = output_format(output_shape, options.output_format)
+    paths = output_paths(base, fmt_name)
+    pyramid = build_pyramid(reference, num_scales)
+    shapes = level_shapes(canvas, num_scales)
+    budget = options.max_memory_bytes or DEFAULT_MEMORY
+    workers = 1 if options.scheduler is not None else (options.workers or 1)
+    tile = options.tile or tile_side(settings, reference.shape[0], tuple(reference.shape[-2:]), budget, workers)
+    if tile < 16:
+        raise SinfreeError(f"the tile side must be at least 16 canvas px, got {tile}")
+    tiled = [s for s in range(num_scales) if max(shapes[s]) > tile]
+    first_tiled = max(tiled) + 1 if tiled else 0  # the finest in-memory scale (num_scales: none)
+    if first_tiled == num_scales and (settings.layout_guidance > 0 or settings.variation < 1):
+        logger.warning(
+            "the coarsest scale is tiled (%dx%d canvas px): the layout guidance and variation, which act on the whole "
+            "coarsest canvas, are off; allow more memory (--max-memory-gb) or more scales (-S) to keep them",
+            shapes[-1][1],
+            shapes[-1][0],
+        )
+        settings = dataclasses.replace(settings, layout_guidance=0.0, variation=1.0)
+    if tiled and settings.rectify is not None:
+        raise SinfreeError("energy rectification (--rectify) is not available for tiled scales; run without it")
+    recorded = settings.record(codec) | {"num_scales": num_scales, "output_size": [output_shape[1], output_shape[0]]}
+    if codec is not None:
+        recorded["latent_size"] = [canvas[1], canvas[0]]
+    recorded |= {"out_of_core": {"tile": tile, "tiled_scales": tiled}}
+    digest = settings_hash(
+        {"settings": recorded, "input": _identity(source), "seed": seed, "format": fmt_name, "compression": options.compression}
+    )
+    store = RunStore(options.store, digest)
+    checkpoint = store.open()
+    resumed = dict(checkpoint) if checkpoint is not None else None
+    schedule = flow_schedule(settings.steps, settings.s_min)
+    C = reference.shape[0]
+    weights = {s: shapes[s][0] * shapes[s][1] * settings.steps for s in range(num_scales)}
+    total = sum(weights.values()) + shapes[0][0] * shapes[0][1]
+    done = {"work": 0.0}
+
+    def report(stage, scale, step, tiles_done=0, tiles_total=0, work=0.0):
+        done["work"] += work
+        if progress is not None:
+            progress(LargeProgress(stage, scale, step, tiles_done, tiles_total, done["work"], total))
+
+    def save(**state):
+        store.save_checkpoint(**state)
+        nonlocal checkpoint
+        checkpoint = state
+
+    # the coarse scales, in memory -------------------------------------------------------------
+    if checkpoint is None and first_tiled == num_scales:
+        save(scale=num_scales, t=0)
+    elif checkpoint is None:
+        calls = {"n": 0}
+
+        def coarse_progress(p):
+            report("coarse scales", p.scale + first_tiled, p.step, work=weights[p.scale + first_tiled] / settings.steps)
+            calls["n"] += 1
+
+        finished, _ = sample_coarse_to_fine(
+            reference,
+            shapes[first_tiled],
+            settings,
+            num_scales - first_tiled,
+            1,
+            seed,
+            coarse_progress,
+            None,
+            pyramid[first_tiled:],
+        )
+        array = store.canvas(f"s{first_tiled}_x0", (C, *shapes[first_tiled]), (C, tile, tile), create=True)
+        array[:] = finished[0].numpy()
+        del finished
+        save(scale=first_tiled, t=0)
+    else:
+        report("coarse scales", first_tiled, 0, work=sum(weights[s] for s in range(first_tiled, num_scales)))
+
+    # the tiled scales -------------------------------------------------------------------------
+    executor = make_executor(options.workers, options.scheduler) if tiled else None
+    try:
+        for s in sorted(tiled, reverse=True):
+            tiles = tile_grid(shapes[s], tile)
+            pixels_per_step = shapes[s][0] * shapes[s][1]
+            if checkpoint["scale"] < s or (checkpoint["scale"] == s and checkpoint["t"] == 0):
+                report("tiles", s, 0, work=weights[s])
+                continue
+            reference_file = store.path(f"reference_{s}.npy")
+            if not reference_file.exists():
+                save_npy_atomically(reference_file, pyramid[s].numpy())
+            backend, backend_options = scale_backend(settings, C, tuple(pyramid[s].shape[-2:]), shapes[s])
+            spec = DenoiserSpec(str(reference_file), settings.patch_size, settings.stride, settings.rho, backend, backend_options)
+            if checkpoint["scale"] == s + 1:  # the scale starts: x_T
+                for parity in (0, 1):
+                    store.canvas(f"s{s}_x{parity}", (C, *shapes[s]), (C, tile, tile), create=True)
+                start = store.canvas(f"s{s}_x{settings.steps % 2}", None, None)
+                for t_ in tiles:
+                    from .tiled import block_noise
+
+                    start[:, t_.rows[0] : t_.rows[1], t_.cols[0] : t_.cols[1]] = block_noise(
+                        C, t_.rows, t_.cols, (seed, s, START)
+                    ).numpy()
+                save(scale=s, t=settings.steps)
+            else:
+                report("tiles", s, checkpoint["t"], work=weights[s] * (settings.steps - checkpoint["t"]) / settings.steps)
+            for t in range(checkpoint["t"], 0, -1):
+                alpha, sigma = schedule[t]
+                alpha_prev, sigma_prev = schedule[t - 1]
+                task = StepTask(
+                    root=str(store.root),
+                    scale=s,
+                    t=t,
+                    num_steps=settings.steps,
+                    source=f"s{s}_x{t % 2}",
+                    target=f"s{s}_x{(t - 1) % 2}",
+                    coarse=f"s{s + 1}_x0" if s + 1 < num_scales else None,
+                    shape=tuple(shapes[s]),
+                    coarse_shape=tuple(shapes[s + 1]) if s + 1 < num_scales else None,
+                    channels=C,
+                    tile=tile,
+                    alpha=float(alpha),
+                    sigma=float(sigma),
+                    alpha_prev=float(alpha_prev),
+                    sigma_prev=float(sigma_prev),
+                    eta=settings.eta,
+                    seed=seed,
+                    denoiser=spec,
+                    start_step=settings.steps,
+                )
+                counter = {"n": 0}
+
+                def tile_done(item, seconds, s=s, t=t, counter=counter):
+                    counter["n"] += 1
+                    area = (item.rows[1] - item.rows[0]) * (item.cols[1] - item.cols[0])
+                    report("tiles", s, t, counter["n"], len(tiles), work=area * weights[s] / settings.steps / pixels_per_step)
+
+                executor.map(task, tiles, tile_done)
+                save(scale=s, t=t - 1)
+            _DENOISERS.clear()
+    finally:
+        if executor is not None:
+            executor.close()
+
+    # decode into pixels on disk, then write the output ------------------------------------------
+    final = store.canvas("s0_x0", None, None)
+    height, width = output_shape
+    pixel_chunks = (DECODE_ROWS, min(width, 4096), channels)
+    if not checkpoint.get("decoded"):
+        pixels = store.canvas("pixels", (height, width, channels), pixel_chunks, dtype=fmt.dtype, create=True)
+        factor = codec.factor if codec is not None else 1
+        top = (canvas[0] * factor - height) // 2
+        left = (canvas[1] * factor - width) // 2
+        for y0 in range(0, height, DECODE_ROWS):
+            y1 = min(height, y0 + DECODE_ROWS)
+            l0, l1 = (y0 + top) // factor, -(-(y1 + top) // factor)
+            latent = torch.from_numpy(np.asarray(final[:, l0:l1]))
+            decoded = codec.decode(latent) if codec is not None else latent
+            crop = decoded[:, y0 + top - l0 * factor : y1 + top - l0 * factor, left : left + width]
+            band = tensor_to_array(crop.clamp(-1.0, 1.0), dataclasses.replace(fmt, squeeze=False))
+            pixels[y0:y1] = band
+            report("decode", 0, 0, work=(l1 - l0) * canvas[1])
+        save(scale=0, t=0, decoded=True)
+    pixels = store.canvas("pixels", None, None)
+    recorded |= metadata or {}
+    report("write", 0, 0)
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt_name == "png":
+        array = np.asarray(pixels[:])
+        save_png(array[:, :, 0] if fmt.squeeze else array, paths[0], recorded)
+    else:
+        levels = pyramid_tiff.make_levels(pixels, store.root, pyramid_tiff.level_count(output_shape), open_array)
+        pyramid_tiff.write_pyramid_tiff(paths[0], levels, recorded, options.compression)
+        pyramid_tiff.write_preview(paths[1], levels)
+    if not options.keep_store:
+        store.remove()
+    return LargeResult(paths, time.perf_counter() - started, recorded, tile, tiled, resumed)

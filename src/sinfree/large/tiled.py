@@ -1,0 +1,269 @@
+"""One sampler step (Eq. 5 with the TwoScaleBlend) on one tile of a canvas that lives on disk.
+
+Every quantity of a step is local: the denoiser's fold of patches reaches P - 1 pixels, the blend's
+antialiased down- and up-sampling a few more. A tile's interior ``R`` is therefore computed from a window
+``E`` of x_t around it, chosen from the exact taps of the blend's resampling (``resize.resize_taps``) and
+the patch size; E's first row and column lie on the lattice of every query stride the denoiser uses, so
+that the tile's query grid is the canvas's grid shifted. With a denoiser whose queries are independent
+(``exact``, ``chunked``...) a tiled step equals the in-memory step up to float rounding; PatchMatch keeps
+its nearest-neighbour field per tile (its search is randomised per tile, so it matches in distribution).
+
+Noise is drawn per 64 x 64 block of the canvas from a generator seeded by (seed, scale, step, block):
+the result depends neither on the tile size, nor on the number of workers, nor on the order of the tiles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..resize import resize_taps
+
+NOISE_BLOCK = 64
+START = -1  # the step label of the starting noise x_T
+
+
+@dataclass(frozen=True)
+class Tile:
+    index: int
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+
+def tile_grid(shape: tuple[int, int], tile: int) -> list[Tile]:
+    """The tiles (row-major) of a canvas of ``shape``, ``tile`` x ``tile`` (the last row and column shorter)."""
+    tiles = []
+    for r in range(0, shape[0], tile):
+        for c in range(0, shape[1], tile):
+            tiles.append(Tile(len(tiles), (r, min(shape[0], r + tile)), (c, min(shape[1], c + tile))))
+    return tiles
+
+
+@lru_cache(maxsize=32)
+def taps(in_len: int, out_len: int) -> tuple[np.ndarray, np.ndarray]:
+    index, weights = resize_taps(in_len, out_len)
+    return index.numpy(), weights.to(torch.float32)
+
+
+@dataclass(frozen=True)
+class AxisWindow:
+    """Along one axis: the x_t window [e0, e1) read for the interior [r0, r1), and the coarse range [c0, c1) the blend uses."""
+
+    e0: int
+    e1: int
+    r0: int
+    r1: int
+    c0: int = 0
+    c1: int = 0
+
+
+def axis_window(start: int, stop: int, length: int, coarse_length: int | None, patch: int, lattice: int) -> AxisWindow:
+    """The window of one axis (see the module's docstring): xhat0 is needed on the interior and on the fine
+    pixels under the coarse taps of the interior's upsampling; x_t on those plus P - 1 before (rounded down to the
+    query lattice) and P after (so that the window's extra last query covers none of them)."""
+    need0, need1, c0, c1 = start, stop, 0, 0
+    if coarse_length is not None and coarse_length != length:
+        up = taps(coarse_length, length)[0][start:stop]
+        c0, c1 = int(up.min()), int(up.max()) + 1
+        down = taps(length, coarse_length)[0][c0:c1]
+        need0, need1 = min(need0, int(down.min())), max(need1, int(down.max()) + 1)
+    e0 = max(0, (need0 - (patch - 1)) // lattice * lattice)
+    e1 = min(length, need1 + patch)
+    return AxisWindow(e0, e1, start, stop, c0, c1)
+
+
+def window_resize(image: torch.Tensor, dim: int, in_start: int, in_len: int, out_len: int, out_start: int, out_stop: int):
+    """Rows ``out_start:out_stop`` along ``dim`` of ``resize`` from ``in_len`` to ``out_len`` samples, given
+    the input's samples from ``in_start`` on (every tap of those rows must be among them)."""
+    if in_len == out_len:
+        return image.narrow(dim, out_start - in_start, out_stop - out_start)
+    index, weights = taps(in_len, out_len)
+    local = torch.from_numpy(index[out_start:out_stop] - in_start)
+    if local.min() < 0 or local.max() >= image.shape[dim]:
+        raise AssertionError("window_resize: a tap falls outside the window")
+    moved = image.movedim(dim, -1)
+    out = (moved[..., local] * weights[out_start:out_stop].to(image.dtype)).sum(dim=-1)
+    return out.movedim(-1, dim).contiguous()
+
+
+def noise_seed(*key) -> int:
+    return int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "little") >> 1
+
+
+def block_noise(channels: int, rows: tuple[int, int], cols: tuple[int, int], key: tuple) -> torch.Tensor:
+    """Standard normal noise on the canvas region rows x cols, drawn per NOISE_BLOCK block from a generator
+    seeded by (key, block row, block column): the same values whatever region is asked for."""
+    out = torch.empty(channels, rows[1] - rows[0], cols[1] - cols[0])
+    b = NOISE_BLOCK
+    for br in range(rows[0] // b, -(-rows[1] // b)):
+        for bc in range(cols[0] // b, -(-cols[1] // b)):
+            block = torch.randn(channels, b, b, generator=torch.Generator().manual_seed(noise_seed(*key, br, bc)))
+            r0, r1 = max(rows[0], br * b), min(rows[1], (br + 1) * b)
+            c0, c1 = max(cols[0], bc * b), min(cols[1], (bc + 1) * b)
+            out[:, r0 - rows[0] : r1 - rows[0], c0 - cols[0] : c1 - cols[0]] = block[
+                :, r0 - br * b : r1 - br * b, c0 - bc * b : c1 - bc * b
+            ]
+    return out
+
+
+def noise_canvas(channels: int, shape: tuple[int, int], key: tuple) -> torch.Tensor:
+    return block_noise(channels, (0, shape[0]), (0, shape[1]), key)
+
+
+@dataclass(frozen=True)
+class DenoiserSpec:
+    """What a worker needs to build a scale's denoiser: the reference level's file and the backend."""
+
+    reference: str  # .npy of the level (C, H, W) float32
+    patch_size: int
+    stride: int
+    rho: float
+    backend: str
+    options: dict = field(default_factory=dict)
+
+
+_DENOISERS: dict = {}  # per process: the denoiser of the scale being tiled (built once per worker)
+
+
+def cached_denoiser(spec: DenoiserSpec):
+    from ..image_denoiser import make_image_denoiser
+
+    key = (spec.reference, spec.backend, tuple(sorted(spec.options.items())))
+    if key not in _DENOISERS:
+        _DENOISERS.clear()
+        reference = torch.from_numpy(np.load(spec.reference))
+        _DENOISERS[key] = make_image_denoiser(
+            reference, spec.patch_size, stride=spec.stride, rho=spec.rho, backend=spec.backend, **spec.options
+        )
+    return _DENOISERS[key]
+
+
+def query_lattice(denoiser) -> int:
+    """The least common multiple of every query stride the denoiser may use."""
+    strides = [getattr(denoiser, name, 1) for name in ("stride", "early_stride", "noisy_stride")]
+    return math.lcm(*strides)
+
+
+@dataclass(frozen=True)
+class StepTask:
+    """One sampler step of one tiled scale: x_t in canvas ``source`` -> x_{t-1} in ``target``, tile by tile."""
+
+    root: str
+    scale: int
+    t: int
+    num_steps: int
+    source: str
+    target: str
+    coarse: str | None
+    shape: tuple[int, int]
+    coarse_shape: tuple[int, int] | None
+    channels: int
+    tile: int
+    alpha: float
+    sigma: float
+    alpha_prev: float
+    sigma_prev: float
+    eta: float
+    seed: int
+    denoiser: DenoiserSpec
+    start_step: int  # the scale's first step (its first call starts the search from scratch)
+
+    def __call__(self, tile: Tile) -> float:
+        """Run the step on ``tile``; returns the seconds it took."""
+        from .store import open_array
+
+        started = time.perf_counter()
+        root = _path(self.root)
+        denoiser = cached_denoiser(self.denoiser)
+        lattice = query_lattice(denoiser)
+        patch = self.denoiser.patch_size
+        coarse_h, coarse_w = self.coarse_shape if self.coarse_shape is not None else (None, None)
+        rows = axis_window(*tile.rows, self.shape[0], coarse_h, patch, lattice)
+        cols = axis_window(*tile.cols, self.shape[1], coarse_w, patch, lattice)
+        source = open_array(root / f"{self.source}.zarr", None, None, None, False)
+        x = torch.from_numpy(np.asarray(source[:, rows.e0 : rows.e1, cols.e0 : cols.e1]))
+        stateful = hasattr(denoiser, "field") and hasattr(denoiser, "start_trajectory")
+        if stateful:
+            load_search_state(denoiser, root, self, tile)
+        xhat0 = denoiser(x, self.alpha, self.sigma)
+        if stateful:
+            save_search_state(denoiser, root, self, tile)
+        inner = (slice(None), slice(rows.r0 - rows.e0, rows.r1 - rows.e0), slice(cols.r0 - cols.e0, cols.r1 - cols.e0))
+        x0 = xhat0[inner]
+        if self.t == 1:
+            out = x0
+        else:
+            eps_hat = (x[inner] - self.alpha * x0) / self.sigma
+            if self.coarse is not None:
+                coarse_store = open_array(root / f"{self.coarse}.zarr", None, None, None, False)
+                coarse = torch.from_numpy(np.asarray(coarse_store[:, rows.c0 : rows.c1, cols.c0 : cols.c1]))
+                height, width = self.shape
+                down = window_resize(xhat0, -2, rows.e0, height, coarse_h, rows.c0, rows.c1)
+                down = window_resize(down, -1, cols.e0, width, coarse_w, cols.c0, cols.c1)
+                low = window_resize(
+                    window_resize(down, -2, rows.c0, coarse_h, height, *tile.rows), -1, cols.c0, coarse_w, width, *tile.cols
+                )
+                up = window_resize(
+                    window_resize(coarse, -2, rows.c0, coarse_h, height, *tile.rows), -1, cols.c0, coarse_w, width, *tile.cols
+                )
+                x0 = up + (x0 - low)  # TwoScaleBlend: U(x_coarse) + (xhat0 - U(D(xhat0)))
+            out = self.alpha_prev * x0 + math.sqrt(1.0 - self.eta**2) * self.sigma_prev * eps_hat
+            if self.eta > 0:
+                out = out + self.eta * self.sigma_prev * block_noise(
+                    self.channels, tile.rows, tile.cols, (self.seed, self.scale, self.t)
+                )
+        target = open_array(root / f"{self.target}.zarr", None, None, None, False)
+        target[:, tile.rows[0] : tile.rows[1], tile.cols[0] : tile.cols[1]] = out.to(torch.float32).numpy()
+        return time.perf_counter() - started
+
+
+def _path(root: str):
+    from pathlib import Path
+
+    return Path(root)
+
+
+def _state_path(root, task: StepTask, tile: Tile, parity: int):
+    folder = root / f"state_{task.scale}_{parity}"
+    folder.mkdir(exist_ok=True)
+    return folder / f"tile{tile.index}.npz"
+
+
+def load_search_state(denoiser, root, task: StepTask, tile: Tile) -> None:
+    """PatchMatch's field of this tile after the previous step (none on the scale's first step). States are
+    double-buffered by the step's parity, as the canvases are: a step interrupted half-way is redone from whole state."""
+    denoiser.start_trajectory()
+    if task.t == task.start_step:
+        return
+    path = _state_path(root, task, tile, (task.t + 1) % 2)
+    with np.load(path) as saved:
+        if "cand" not in saved:  # the previous call searched nothing (a_t = 0: the mean patch)
+            return
+        cand = saved["cand"]
+        denoiser._field = (cand, np.empty(cand.shape, dtype=np.float32))
+        denoiser._field_grid = (saved["rows"], saved["cols"])
+        denoiser._trajectory_seed = int(saved["seed"])
+        denoiser._calls = int(saved["calls"])
+
+
+def save_search_state(denoiser, root, task: StepTask, tile: Tile) -> None:
+    import os
+    import tempfile
+
+    if task.t == 1:
+        return
+    path = _state_path(root, task, tile, task.t % 2)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    with os.fdopen(handle, "wb") as file:
+        if denoiser._field is None:
+            np.savez(file, none=np.zeros(0))
+        else:
+            rows, cols = denoiser._field_grid
+            np.savez(file, cand=denoiser._field[0], rows=rows, cols=cols, seed=denoiser._trajectory_seed, calls=denoiser._calls)
+    os.replace(temporary, path)

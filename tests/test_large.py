@@ -1,0 +1,265 @@
+"""Out-of-core outputs (issue 23, sinfree.large): tiled steps against the in-memory sampler, resuming after
+kill -9, Dask workers against one process, the pyramidal BigTIFF, large inputs read band by band. Small sizes:
+tiling is forced with tiny tiles on outputs of about 96 x 96."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from helpers import run_cli
+from PIL import Image
+
+from sinfree.coarse_to_fine import sample_coarse_to_fine
+from sinfree.image_denoiser import make_image_denoiser
+from sinfree.io.images import load_image
+from sinfree.pyramid import build_pyramid, level_shapes
+from sinfree.sampler import sample_scale
+from sinfree.schedule import flow_schedule
+from sinfree.settings import preset_settings
+
+pytest.importorskip("zarr")
+pytest.importorskip("tifffile")
+from sinfree.large import pyramid_tiff  # noqa: E402
+from sinfree.large.driver import LargeOptions, generate_large  # noqa: E402
+from sinfree.large.inputs import LargeImage, encode_streaming, fit_streaming  # noqa: E402
+from sinfree.large.tiled import START, block_noise, noise_canvas  # noqa: E402
+
+EXACT = preset_settings("paper", backend="exact", patch_size=7, num_scales=3, steps=4)
+
+
+@pytest.fixture(scope="module")
+def image64() -> np.ndarray:
+    import skimage.data
+
+    return np.asarray(Image.fromarray(skimage.data.astronaut()).resize((64, 64), Image.BICUBIC))
+
+
+@pytest.fixture(scope="module")
+def image32(image64) -> np.ndarray:
+    return np.asarray(Image.fromarray(image64).resize((32, 32), Image.BICUBIC))
+
+
+def final_canvas(store) -> np.ndarray:
+    import zarr
+
+    return np.asarray(zarr.open_array(str(store / "s0_x0.zarr"), mode="r")[:])
+
+
+def in_memory_reference(image, settings, size, seed, tiled_scales) -> torch.Tensor:
+    """The same run in memory: the coarse scales by sample_coarse_to_fine, the tiled ones by sample_scale on the
+    whole canvas, from the same block noise: what every tiled run must reproduce with a query-independent backend."""
+    reference, _ = load_image(image)
+    num_scales = settings.num_scales
+    shapes, pyramid = level_shapes(size, num_scales), build_pyramid(reference, num_scales)
+    first = max(tiled_scales) + 1
+    canvas = sample_coarse_to_fine(reference, shapes[first], settings, num_scales - first, 1, seed, None, None, pyramid[first:])[
+        0
+    ][0]
+    schedule = flow_schedule(settings.steps, settings.s_min)
+    for s in sorted(tiled_scales, reverse=True):
+        denoiser = make_image_denoiser(pyramid[s], settings.patch_size, rho=settings.rho, backend=settings.backend)
+        canvas = sample_scale(denoiser, noise_canvas(reference.shape[0], shapes[s], (seed, s, START)), schedule, coarse=canvas)
+    return canvas
+
+
+def test_block_noise_does_not_depend_on_the_region():
+    whole = block_noise(3, (0, 150), (0, 130), (1, 2, 3))
+    part = block_noise(3, (37, 101), (64, 129), (1, 2, 3))
+    assert torch.equal(whole[:, 37:101, 64:129], part)
+    assert not torch.equal(whole, block_noise(3, (0, 150), (0, 130), (1, 2, 4)))
+
+
+@pytest.mark.parametrize("tile", [24, 40])
+def test_tiled_run_matches_the_in_memory_sampler(image32, tmp_path, tile):
+    """Exact Eq. 2: every tile size gives the in-memory canvas to float rounding (measured: 0, bit for bit)."""
+    options = LargeOptions(store=tmp_path / "store", tile=tile, keep_store=True)
+    result = generate_large(image32, tmp_path / "out", EXACT, options, size=(72, 64), seed=3)
+    assert result.tiled_scales == ([0, 1] if tile == 24 else [0]) and result.paths[0].exists()
+    expected = in_memory_reference(image32, EXACT, (72, 64), 3, result.tiled_scales)
+    assert np.abs(final_canvas(tmp_path / "store") - expected.numpy()).max() < 1e-5
+    saved = np.asarray(Image.open(result.paths[0]))
+    assert saved.shape == (72, 64, 3)
+
+
+def test_untiled_run_is_the_in_memory_generate(image64, tmp_path):
+    """A tile larger than every canvas: the run is generate() itself, written through the store."""
+    from sinfree import generate
+
+    settings = preset_settings("default", latent="pca:4")
+    result = generate_large(
+        image64, tmp_path / "out", settings, LargeOptions(store=tmp_path / "store", tile=4096), size=(96, 96), seed=5
+    )
+    assert result.tiled_scales == []
+    expected = generate(image64, size=(96, 96), seed=5, latent="pca:4")[0]
+    assert np.array_equal(np.asarray(Image.open(result.paths[0])), expected)
+
+
+def test_latent_patchmatch_tiles_keep_the_statistics(image64, tmp_path):
+    """PatchMatch keeps its search per tile, so tiles match the one-tile run in distribution, not in value."""
+    settings = preset_settings("paper", latent="pca:4", num_scales=2, steps=5)
+    tiled = generate_large(
+        image64, tmp_path / "a", settings, LargeOptions(store=tmp_path / "s1", tile=16), size=(128, 128), seed=1
+    )
+    whole = generate_large(
+        image64, tmp_path / "b", settings, LargeOptions(store=tmp_path / "s2", tile=4096), size=(128, 128), seed=1
+    )
+    assert tiled.tiled_scales == [0] and whole.tiled_scales == []
+    a = np.asarray(Image.open(tiled.paths[0])).astype(float)
+    b = np.asarray(Image.open(whole.paths[0])).astype(float)
+    assert abs(a.mean() - b.mean()) < 8 and abs(a.std() - b.std()) < 8
+
+
+def test_two_dask_workers_give_the_one_process_result(image64, tmp_path):
+    pytest.importorskip("dask.distributed")
+    settings = preset_settings("paper", latent="pca:4", num_scales=2, steps=3)
+    one = generate_large(
+        image64, tmp_path / "a", settings, LargeOptions(store=tmp_path / "s1", tile=16, keep_store=True), size=(96, 96), seed=2
+    )
+    two = generate_large(
+        image64,
+        tmp_path / "b",
+        settings,
+        LargeOptions(store=tmp_path / "s2", tile=16, workers=2, keep_store=True),
+        size=(96, 96),
+        seed=2,
+    )
+    assert one.tiled_scales == [0]
+    assert np.abs(final_canvas(tmp_path / "s1") - final_canvas(tmp_path / "s2")).max() < 1e-4
+    assert np.abs(np.asarray(Image.open(one.paths[0])).astype(int) - np.asarray(Image.open(two.paths[0]))).max() <= 1
+
+
+def test_pyramidal_tiff_and_preview(image64, tmp_path):
+    import tifffile
+
+    options = LargeOptions(store=tmp_path / "store", tile=64, output_format="tiff")
+    settings = preset_settings("paper", latent="pca:4", num_scales=2, steps=2)
+    result = generate_large(image64, tmp_path / "out", settings, options, size=(300, 520), seed=0)
+    tif, preview = result.paths
+    assert tif.suffix == ".tif" and preview.name.endswith("_preview.jpg") and not (tmp_path / "store").exists()
+    with tifffile.TiffFile(tif) as tiff:
+        page = tiff.pages[0]
+        assert tiff.is_bigtiff and page.is_tiled and page.shape == (300, 520, 3)
+        levels = [level.asarray() for level in tiff.series[0].levels]
+        assert json.loads(page.description)["sinfree"]["output_size"] == [520, 300]
+    assert [level.shape[:2] for level in levels] == [(300, 520), (150, 260), (75, 130)]
+    assert np.abs(levels[1].astype(int) - pyramid_tiff.halve_band(levels[0]).astype(int)).max() == 0
+    assert Image.open(preview).size == (520, 300)
+
+
+def test_large_input_is_read_and_encoded_band_by_band(image64, tmp_path, monkeypatch):
+    """A PNG above Pillow's pixel limit: refused by the in-memory reader, read by the large-input one; the
+    band-wise PCA equals the whole-image one (float64 sums: 1e-10)."""
+    from sinfree.errors import InputImageError
+    from sinfree.io.images import read_image_file
+    from sinfree.latent.pca import PCACodec
+
+    path = tmp_path / "big.png"
+    Image.fromarray(image64[:60, :52]).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(InputImageError, match="too large"):
+        read_image_file(path)
+    large = LargeImage(path)
+    assert large.shape == (60, 52, 3) and Image.MAX_IMAGE_PIXELS == 1000
+    reference, _ = load_image(image64[:60, :52])
+    codec = PCACodec(block=8).fit(reference)
+    streamed = fit_streaming(PCACodec(block=8), large, band_blocks=8)
+    assert torch.allclose(streamed.basis, codec.basis, atol=1e-10) and abs(streamed.scale - codec.scale) < 1e-10
+    assert torch.allclose(encode_streaming(codec, large, band_blocks=8), codec.encode(reference), atol=1e-5)
+
+
+def test_a_tiff_input_is_read_as_tiles(image64, tmp_path):
+    import tifffile
+
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, image64, tile=(32, 32))
+    large = LargeImage(path)
+    assert large.shape == (64, 64, 3) and np.array_equal(large.band(10, 40), image64[10:40])
+
+
+def cli_args(input_path, outdir, store, *extra):
+    return ["generate", str(input_path), "-o", str(outdir), "--preset", "paper", "--backend", "exact", "-P", "7", "-S", "3", "-T", "4",
+            "--size", "72x64", "--tile-size", "24", "--store", str(store), "-q", *extra]  # fmt: skip
+
+
+def test_resumes_after_kill_9(image32, tmp_path):
+    """A run killed by SIGKILL after some tiled steps, started again with the same command, finishes with the
+    output of an uninterrupted run."""
+    source = tmp_path / "in.png"
+    Image.fromarray(image32).save(source)
+    whole = run_cli(*cli_args(source, tmp_path / "whole", tmp_path / "store_whole"))
+    assert whole.returncode == 0, whole.stderr
+    store = tmp_path / "store"
+    command = [sys.executable, "-m", "sinfree.cli", *cli_args(source, tmp_path / "out", store)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    checkpoint = store / "checkpoint.json"
+    killed_at = None
+    while time.time() < deadline and process.poll() is None:
+        try:
+            state = json.loads(checkpoint.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if state.get("scale") == 0 and 0 < state.get("t", 0) < 4:  # inside the finest, tiled scale
+            os.kill(process.pid, signal.SIGKILL)
+            killed_at = state
+            break
+        time.sleep(0.02)
+    process.wait()
+    assert killed_at is not None, "the run finished before it could be killed"
+    assert not (tmp_path / "out" / "in_seed0.png").exists()
+    resumed = run_cli(*cli_args(source, tmp_path / "out", store))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from scale 0" in resumed.stderr
+    a = np.asarray(Image.open(tmp_path / "out" / "in_seed0.png"))
+    b = np.asarray(Image.open(tmp_path / "whole" / "in_seed0.png"))
+    assert np.array_equal(a, b)
+    assert not store.exists()
+
+
+def test_cli_refusals_before_any_work(image32, tmp_path):
+    from sinfree.errors import OutputError, SinfreeError
+    from sinfree.large.driver import output_format
+    from sinfree.large.store import RunStore
+
+    source = tmp_path / "in.png"
+    Image.fromarray(image32).save(source)
+    both = run_cli(*cli_args(source, tmp_path / "out", tmp_path / "store", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"))
+    assert both.returncode == 1 and "give one of them" in both.stderr
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "in_seed0.png").write_bytes(b"earlier")
+    exists = run_cli(*cli_args(source, tmp_path / "out", tmp_path / "store"))
+    assert exists.returncode == 1 and "--overwrite" in exists.stderr and not (tmp_path / "store").exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="other content"):
+        RunStore(foreign, "digest").open()
+    assert (foreign / "notes.txt").exists()
+    with pytest.raises(SinfreeError, match="auto, png or tiff"):
+        output_format((10, 10), "gif")
+    assert output_format((8192, 8192), "auto") == "png" and output_format((8192, 8193), "auto") == "tiff"
+
+
+def test_batch_writes_a_manifest_and_skips_done_jobs(image32, tmp_path):
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    Image.fromarray(image32).save(folder / "a.png")
+    (folder / "notes.txt").write_text("not an image")
+    args = ["batch", str(folder), "-o", str(tmp_path / "out"), "--seeds", "0", "--args", "-T 2 -S 1 -P 7"]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    (job,) = manifest["jobs"]
+    assert job["status"] == "done" and job["outputs"] == [str(tmp_path / "out" / "generate" / "a_seed0.png")]
+    again = run_cli(*args)
+    assert again.returncode == 0 and "0 job(s) to run, 1 already done" in again.stdout
+    bad = run_cli("batch", str(folder), "-o", str(tmp_path / "out"), "--seeds", "x")
+    assert bad.returncode == 1 and "--seeds" in bad.stderr
