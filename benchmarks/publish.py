@@ -122,6 +122,7 @@ LABELS = {
     "default": "`default`",
     "default+guidance1": "`default`, `--layout-guidance 1`",
     "default+guidance0.5": "`default`, `--layout-guidance 0.5`",
+    "default+guidance0.8": "`default`, `--layout-guidance 0.8`",
 }
 
 
@@ -131,8 +132,8 @@ def quality_rows(folder: Path, names: list[str]) -> tuple[list[str], list[list[s
     if "paper" not in runs:
         return None
 
-    def present(key):
-        return any(not math.isnan(run["mean"].get(key, math.nan)) for run in runs.values())
+    def present(key):  # a figure every run measured (a column of "nan" compares nothing)
+        return all(not math.isnan(run["mean"].get(key, math.nan)) for run in runs.values())
 
     columns = [column for column in QUALITY_COLUMNS if present(column[0])]
     base = runs["paper"]["mean"]
@@ -168,7 +169,7 @@ def recorded_stamp(folder: Path) -> str:
 def quality_tables() -> dict[str, list[str]]:
     tables = {}
     full = HERE / "composition"
-    found = quality_rows(full, ["paper", "default", "default+guidance1", "default+guidance0.5"])
+    found = quality_rows(full, ["paper", "default", "default+guidance1", "default+guidance0.8", "default+guidance0.5"])
     if found:
         header, rows, counts = found
         tables["quality"] = [
@@ -176,7 +177,7 @@ def quality_tables() -> dict[str, list[str]]:
             "",
             f"Means over the {counts['images']} images x {counts['samples']} samples (seeds 0-{counts['samples'] - 1}); "
             '"x": ratio to `paper`. ' + recorded_stamp(full / "paper") + ": `python benchmarks/bench_composition.py "
-            "--samples 10 --configs paper default default+guidance1 default+guidance0.5`",
+            "--samples 10 --configs paper default default+guidance1 default+guidance0.8 default+guidance0.5`",
         ]
     reduced = RESULTS / "composition_5x3"
     found = quality_rows(reduced, ["paper", "default"])
