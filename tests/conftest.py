@@ -1,6 +1,13 @@
 """Fixtures shared by the test files; shared plain functions (the novelty check, run_cli, ...) are in helpers.py."""
 
-import numpy as np
+import os
+
+# Nothing fetched from outside the machine: gradio_client's huggingface_hub telemetry and hub lookups off.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np  # noqa: E402
 import pytest
 import skimage.data
 import skimage.transform

@@ -28,6 +28,7 @@ from sinfree.web import handlers
 from sinfree.web.handlers import WebConfig
 
 CT_SMALL = pydicom.data.get_testdata_file("CT_small.dcm")
+pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio")  # gradio's own deprecation notices (pandas)
 
 
 def free_port() -> int:
@@ -175,7 +176,8 @@ def test_a_wrong_size_mask_gives_a_message(server, files):
 
 def test_two_jobs_at_once_both_finish(server, files):
     client, _, demo = server
-    assert demo._queue.default_concurrency_limit == 2
+    runs = [fn for fn in demo.fns.values() if fn.api_name in handlers.COMMANDS]
+    assert len(runs) == 8 and {(fn.concurrency_id, fn.concurrency_limit) for fn in runs} == {("sinfree-runs", 2)}  # one queue
     jobs = [client.submit(**generate_args(files["astro.png"], seed=seed), api_name="/generate") for seed in (10, 11, 12)]
     names = [Path(job.result(timeout=120)[0][0]["image"]).name for job in jobs]
     assert names == ["astro_seed10.png", "astro_seed11.png", "astro_seed12.png"]
@@ -309,3 +311,79 @@ def test_concurrent_runs_use_separate_folders(tmp_path, files):
     for thread in threads:
         thread.join()
     assert len({result.folder for result in results}) == 2 and all(len(result.files) == 1 for result in results)
+
+
+def test_before_after_puts_a_super_resolved_result_beside_its_input(tmp_path):
+    from sinfree.io.images import save_png
+
+    source = (np.arange(20 * 24, dtype=np.uint16).reshape(20, 24) * 100).astype(np.uint16)
+    save_png(source, tmp_path / "scan.png")
+    save_png(np.kron(source, np.ones((2, 2), np.uint16)), tmp_path / "scan_superres.png")
+    before, after = handlers.before_after(tmp_path / "scan.png", tmp_path / "scan_superres.png", 0)
+    assert before.shape == after.shape == (40, 48) and before.dtype == np.uint8
+    assert np.array_equal(before, after)  # one display window for both
+    assert handlers.uncertainty_view(None, 0) is None
+
+
+def test_the_style_tab_runs_where_clip_is_configured(tmp_path):
+    pytest.importorskip("transformers")
+    from sinfree.web.app import build_app
+
+    demo = build_app(WebConfig(outdir=tmp_path, clip=tmp_path))
+    assert "style" in {fn.api_name for fn in demo.fns.values()}
+    line = handlers.command_line("style", {"input": "a.png", "prompt": "a watercolour painting", "clip": tmp_path, "steps": 200})
+    assert line == f"sinfree style a.png --prompt 'a watercolour painting' --clip {tmp_path.name}"
+
+
+def test_sinfree_web_serves_on_localhost(tmp_path):
+    import time
+    import urllib.request
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sinfree", "web", "--port", str(port), "-o", str(tmp_path / "out"), "--concurrency", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "sinfree web did not start"
+                time.sleep(0.5)
+        assert "<title>sinfree</title>" in page or "sinfree" in page
+        assert "fonts.googleapis" not in page and "cdn" not in page.lower()
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert f"outputs in {tmp_path / 'out'}; 1 run(s) at a time" in output
+    assert f"serving on http://127.0.0.1:{port}/" in output
+
+
+def test_the_server_asks_no_other_machine_anything(tmp_path, monkeypatch, files):
+    """Every host name the server resolves and every address it connects to, from launch to a finished run, is local."""
+    import socket as sockets
+    import urllib.request
+
+    from sinfree.web.app import launch
+
+    hosts = []
+    resolve, connect = sockets.getaddrinfo, sockets.socket.connect
+    monkeypatch.setattr(
+        sockets, "getaddrinfo", lambda host, *args, **kwargs: hosts.append(host) or resolve(host, *args, **kwargs)
+    )
+    monkeypatch.setattr(sockets.socket, "connect", lambda self, address: hosts.append(address[0]) or connect(self, address))
+    demo, url = launch(WebConfig(outdir=tmp_path), port=free_port(), block=False, quiet=True)
+    try:
+        for path in ("", "config", "gradio_api/info"):
+            with urllib.request.urlopen(url + path, timeout=30) as response:
+                assert response.status == 200
+        handlers.generation_job(WebConfig(outdir=tmp_path), "generate", {"input": str(files["astro.png"]), "steps": 1})
+    finally:
+        demo.close()
+    assert hosts and set(hosts) <= {"127.0.0.1", "localhost", "::1"}, sorted(set(map(str, hosts)))

@@ -29,6 +29,7 @@ ARGS = [
     "--disable-sync",
 ]
 RUN_TIMEOUT_MS = 180_000
+pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio")  # gradio's own deprecation notices (pandas)
 
 if not CHROMIUM.exists():
     if os.environ.get("SINFREE_REQUIRE_BROWSER"):
@@ -81,6 +82,13 @@ def upload(page, elem_id: str, path: Path) -> None:
     page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
 
 
+def wait_for_result(page, selector: str) -> None:
+    """Until ``selector`` shows; an error message shown instead fails the test with its text."""
+    page.wait_for_selector(f"{selector}, .toast-body", timeout=RUN_TIMEOUT_MS)
+    if not page.locator(selector).count():
+        pytest.fail(f"the page shows: {page.locator('.toast-body').first.inner_text()}")
+
+
 def newest(config: WebConfig, pattern: str) -> Path:
     return max(Path(config.outdir).glob(pattern), key=lambda path: path.stat().st_mtime)
 
@@ -90,7 +98,7 @@ def test_generate_shows_the_result(app, page):
     upload(page, "generate-input", EXAMPLES / "balloons_small.png")
     page.wait_for_selector("#generate-input-preview img", timeout=30_000)  # the preview
     page.locator("#generate-run").click()
-    page.wait_for_selector("#generate-gallery img", timeout=RUN_TIMEOUT_MS)
+    wait_for_result(page, "#generate-gallery img")
     page.wait_for_function("document.querySelector('#generate-command').innerText.includes('# 1 file(s)')", timeout=30_000)
     assert "sinfree generate balloons_small.png" in page.locator("#generate-command").inner_text()
     sample = newest(config, "*-generate/balloons_small_seed0.png")
@@ -118,7 +126,7 @@ def test_paint_a_mask_and_inpaint(app, page):
     page.locator("#inpaint-sampler").get_by_text("Sampler").click()
     page.locator("#inpaint-steps").locator("input, textarea").first.fill("3")
     page.locator("#inpaint-run").click()
-    page.wait_for_selector("#inpaint-gallery img", timeout=RUN_TIMEOUT_MS)
+    wait_for_result(page, "#inpaint-gallery img")
     mask = read_image_file(newest(config, "*-inpaint/inputs/balloons_small_mask.png")) > 0
     assert mask.shape == (93, 124) and 0 < mask.mean() < 0.3
     result = read_image_file(newest(config, "*-inpaint/balloons_small_inpaint_seed0.png"))
@@ -133,7 +141,7 @@ def test_enhance_a_dicom(app, page):
     upload(page, "enhance-input", EXAMPLES / "ct_small.dcm")
     page.get_by_text("ct_small.dcm:").wait_for(timeout=30_000)  # what the scan is, read on upload
     page.locator("#enhance-run").click()
-    page.wait_for_selector("#enhance-compare img", timeout=RUN_TIMEOUT_MS)
+    wait_for_result(page, "#enhance-compare img")
     assert newest(config, "*-enhance/ct_small_denoise.dcm").stat().st_size > 0
     assert "sinfree enhance ct_small.dcm" in page.locator("#enhance-command").inner_text()
 

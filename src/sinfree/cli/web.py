@@ -1,6 +1,7 @@
 """``sinfree web``: serve every application as a local web app (``sinfree.web``, the ``web`` extra)."""
 
 import os
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -53,4 +54,5 @@ def web(
         concurrency=concurrency or os.cpu_count() or 1,
     )
     typer.echo(f"sinfree web: outputs in {folder}; {config.concurrency} run(s) at a time")
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C: gradio closes the server
     launch(config, host=host, port=port)

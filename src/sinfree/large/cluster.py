@@ -9,6 +9,7 @@ canvases (up to float rounding of the thread count: 1e-6).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable
 
 from ..errors import SinfreeError
@@ -65,14 +66,16 @@ class DaskExecutor:
             if scheduler is not None:
                 self.client = distributed.Client(scheduler, timeout="20s")
             else:
-                self.cluster = distributed.LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    env=WORKER_ENV,
-                    silence_logs=40,
-                )
+                with warnings.catch_warnings():  # "port 8787 in use": no dashboard is asked for
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.cluster = distributed.LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        env=WORKER_ENV,
+                        silence_logs=40,
+                    )
                 self.client = distributed.Client(self.cluster)
         except OSError as error:
             raise SinfreeError(f"cannot reach the Dask scheduler {scheduler}: {error}") from None

@@ -33,7 +33,7 @@ from . import pyramid_tiff
 from .cluster import make_executor
 from .inputs import LargeImage, encode_streaming, fit_streaming
 from .store import RunStore, open_array, save_npy_atomically, settings_hash
-from .tiled import _DENOISERS, START, DenoiserSpec, StepTask, tile_grid
+from .tiled import _DENOISERS, START, DenoiserSpec, StepTask, block_noise, tile_grid
 
 logger = logging.getLogger("sinfree")
 STREAM_INPUT_PIXELS = 2**24  # inputs above this many pixels are read and encoded band by band
@@ -222,11 +222,9 @@ def generate_large(
     if checkpoint is None and first_tiled == num_scales:
         save(scale=num_scales, t=0)
     elif checkpoint is None:
-        calls = {"n": 0}
 
         def coarse_progress(p):
             report("coarse scales", p.scale + first_tiled, p.step, work=weights[p.scale + first_tiled] / settings.steps)
-            calls["n"] += 1
 
         finished, _ = sample_coarse_to_fine(
             reference,
@@ -265,8 +263,6 @@ def generate_large(
                     store.canvas(f"s{s}_x{parity}", (C, *shapes[s]), (C, tile, tile), create=True)
                 start = store.canvas(f"s{s}_x{settings.steps % 2}", None, None)
                 for t_ in tiles:
-                    from .tiled import block_noise
-
                     start[:, t_.rows[0] : t_.rows[1], t_.cols[0] : t_.cols[1]] = block_noise(
                         C, t_.rows, t_.cols, (seed, s, START)
                     ).numpy()

@@ -19,6 +19,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -179,7 +180,7 @@ class StepTask:
         from .store import open_array
 
         started = time.perf_counter()
-        root = _path(self.root)
+        root = Path(self.root)
         denoiser = cached_denoiser(self.denoiser)
         lattice = query_lattice(denoiser)
         patch = self.denoiser.patch_size
@@ -221,12 +222,6 @@ class StepTask:
         target = open_array(root / f"{self.target}.zarr", None, None, None, False)
         target[:, tile.rows[0] : tile.rows[1], tile.cols[0] : tile.cols[1]] = out.to(torch.float32).numpy()
         return time.perf_counter() - started
-
-
-def _path(root: str):
-    from pathlib import Path
-
-    return Path(root)
 
 
 def _state_path(root, task: StepTask, tile: Tile, parity: int):

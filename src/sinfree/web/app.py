@@ -89,6 +89,11 @@ def job_function(gr, names: list[str], body: Callable[[dict[str, Any], Any], Any
     return user_errors(gr, fn)
 
 
+def queued(config: WebConfig) -> dict[str, Any]:
+    """The run events' share of one queue: ``config.concurrency`` runs at a time over all the tabs together."""
+    return {"concurrency_limit": config.concurrency, "concurrency_id": "sinfree-runs"}
+
+
 def reporter(progress) -> Callable[[Optional[float], str], None]:
     """The command's progress updates as a gr.Progress bar."""
 
@@ -204,7 +209,9 @@ def generation_tab(gr, config: WebConfig, name: str, title: str, intro: str, bui
         shown = [[str(path) for path in result.extra["samples"]], [str(path) for path in result.files], summary(result)]
         return shown + ([[str(path) for path in result.extra["previews"]]] if preview is not None else [])
 
-    button.click(job_function(gr, list(controls), run), inputs=list(controls.values()), outputs=outputs, api_name=name)
+    button.click(
+        job_function(gr, list(controls), run), inputs=list(controls.values()), outputs=outputs, api_name=name, **queued(config)
+    )
     live_command(gr, name, controls, command)
     return controls
 
@@ -327,7 +334,11 @@ def masked_tab(gr, config: WebConfig, name: str, title: str, intro: str):
 
     inputs = controls | {"editor": editor, "mask_file": mask_upload}
     button.click(
-        job_function(gr, list(inputs), run), inputs=list(inputs.values()), outputs=[gallery, files, command], api_name=name
+        job_function(gr, list(inputs), run),
+        inputs=list(inputs.values()),
+        outputs=[gallery, files, command],
+        api_name=name,
+        **queued(config),
     )
     live_command(gr, name, controls, command, fixed={"mask": Path("mask.png")})
 
@@ -416,7 +427,13 @@ def enhance_tab(gr, config: WebConfig):
         describe, controls["input"], info, concurrency_limit=None, show_progress="minimal", api_visibility="undocumented"
     )
     outputs = [compare, uncertainty, slice_index, files, command, state]
-    button.click(job_function(gr, list(controls), run), inputs=list(controls.values()), outputs=outputs, api_name="enhance")
+    button.click(
+        job_function(gr, list(controls), run),
+        inputs=list(controls.values()),
+        outputs=outputs,
+        api_name="enhance",
+        **queued(config),
+    )
     slice_index.release(
         user_errors(gr, move),
         [state, slice_index],
@@ -434,7 +451,7 @@ def enhance_tab(gr, config: WebConfig):
 def build_app(config: WebConfig):
     """The Blocks of ``sinfree web``, queued: ``config.concurrency`` jobs at a time, the others wait in line."""
     gr = gradio()
-    with gr.Blocks(title="sinfree", analytics_enabled=False) as demo:
+    with gr.Blocks(title="sinfree", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:  # uploads kept a day
         gr.Markdown(HEADER)
         with gr.Tabs():
             generation_tab(
@@ -489,18 +506,18 @@ def build_app(config: WebConfig):
 
 
 def launch(config: WebConfig, host: str = "127.0.0.1", port: Optional[int] = None, block: bool = True, quiet: bool = False):
-    """Build and serve the app on ``host:port``; with ``block=False`` return at once (the server runs in a thread).
-    Returns (demo, local URL)."""
+    """Build and serve the app on ``host:port``, saying where (unless ``quiet``); with ``block=False`` return at once
+    (the server runs in a thread), else serve until Ctrl-C. Returns (demo, local URL)."""
     gr = gradio()
     demo = build_app(config)
     Path(config.outdir).mkdir(parents=True, exist_ok=True)
     _, url, _ = demo.launch(
         server_name=host,
         server_port=port,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
         share=False,
         inbrowser=False,
-        quiet=quiet,
+        quiet=True,
         show_error=True,
         ssr_mode=False,
         footer_links=[],
@@ -511,4 +528,8 @@ def launch(config: WebConfig, host: str = "127.0.0.1", port: Optional[int] = Non
         enable_monitoring=False,
         mcp_server=False,
     )
+    if not quiet:
+        print(f"sinfree web: serving on {url} (Ctrl-C stops it)", flush=True)
+    if block:
+        demo.block_thread()
     return demo, url

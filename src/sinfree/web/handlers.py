@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import logging
 import shlex
 import time
 from collections.abc import Callable
@@ -40,7 +39,6 @@ COMMANDS = {
     "enhance": enhance.enhance,
 }
 ARGUMENT = "<upload>"  # a positional argument not uploaded yet, in the command shown
-logger = logging.getLogger("sinfree")
 
 
 @dataclass(frozen=True)
