@@ -411,7 +411,7 @@ def test_harmonize_takes_a_smooth_skys_tone_and_contrast_without_a_ghost():
     from sinfree.metrics.fill import edge_seam, tone_and_contrast
 
     examples = Path(__file__).resolve().parents[1] / "examples"
-    photo = np.asarray(Image.open(examples / "balloons_small.png").convert("RGB"))
+    photo = np.array(Image.open(examples / "balloons_small.png").convert("RGB"))
     region = np.zeros(photo.shape[:2], bool)
     region[20:50, 60:100] = True
     pasted = photo.copy()
