@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import stamp
-from bench_inpaint import photos
+from bench_inpaint import photos, save_rows
 
 from sinfree.editing.inpaint import harmonize
 from sinfree.metrics.fill import edge_seam, tone_and_contrast
@@ -162,7 +162,6 @@ def summary(run: dict) -> str:
 def write_sheet(path: Path, cases) -> None:
     """Rows of the hardest cases: the paste with its region outlined, then each method's result."""
     from sinfree.contact_sheet import contact_sheet
-    from sinfree.io.images import save_png
 
     rows = []
     for name, pasted, region, outputs in cases:
@@ -170,10 +169,7 @@ def write_sheet(path: Path, cases) -> None:
         outlined[ring(region, 1)] = (255, 0, 0)
         tiles = [outlined] + [outputs[m] for m in METHODS[1:]]
         rows.append(contact_sheet(tiles, [f"{name}, pasted", *METHODS[1:]]))
-    width = max(r.shape[1] for r in rows)
-    padded = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_png(np.concatenate(padded), path)
+    save_rows(rows, path)
 
 
 if __name__ == "__main__":

@@ -157,7 +157,6 @@ def summary(run: dict) -> str:
 def write_sheet(path: Path, cases) -> None:
     """Rows of the hardest cases: the input with its hole greyed, the truth, each method's fill."""
     from sinfree.contact_sheet import contact_sheet
-    from sinfree.io.images import save_png
 
     rows = []
     for name, kind, image, mask, outputs in cases:
@@ -165,6 +164,13 @@ def write_sheet(path: Path, cases) -> None:
         holed[mask] = 128
         tiles = [holed, image] + [outputs[m] for m in METHODS]
         rows.append(contact_sheet(tiles, [f"{name}, {kind}", "truth", *METHODS]))
+    save_rows(rows, path)
+
+
+def save_rows(rows: list[np.ndarray], path: Path) -> None:
+    """Contact-sheet rows stacked (padded white to the widest) into one PNG."""
+    from sinfree.io.images import save_png
+
     width = max(r.shape[1] for r in rows)
     padded = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     path.parent.mkdir(parents=True, exist_ok=True)

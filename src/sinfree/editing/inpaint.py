@@ -435,13 +435,17 @@ class Inpaint(Edit):
         return num_scales
 
     def settings_for(self, shape: tuple[int, int], settings: GenerationSettings) -> GenerationSettings:
-        """``settings`` with automatic S (``num_scales`` None) chosen for the mask (``mask_num_scales``),
-        checked against an image of ``shape`` before any work."""
+        """``settings`` with automatic S (``num_scales`` None) chosen by ``automatic_num_scales``, checked against
+        an image of ``shape`` before any work."""
         check_mask(self.mask, shape)
         if settings.num_scales is None:
-            settings = dataclasses.replace(settings, num_scales=mask_num_scales(self.mask, settings.patch_size, settings))
+            settings = dataclasses.replace(settings, num_scales=self.automatic_num_scales(shape, settings))
         self.validate(shape, settings)
         return settings
+
+    def automatic_num_scales(self, shape: tuple[int, int], settings: GenerationSettings) -> int:
+        """S for the mask (``mask_num_scales``): the coarsest scale is where the region is two patches across."""
+        return mask_num_scales(self.mask, settings.patch_size, settings)
 
     def prepare(self, num_scales: int) -> None:
         check_mask(self.mask)
@@ -542,15 +546,11 @@ class Harmonize(Inpaint):
         self.start_step: int | None = None
         self.start_sigma: float | None = None
 
-    def settings_for(self, shape: tuple[int, int], settings: GenerationSettings) -> GenerationSettings:
-        """``settings`` with automatic S (``num_scales`` None) chosen as generation's for the image (the coarsest
-        scale a few patches across it), fewer where some scale would have no patch clear of the region."""
-        check_mask(self.mask, shape)
-        if settings.num_scales is None:
-            most = resolve_num_scales(shape, shape, settings.patch_size, None, settings.min_coarsest_side)
-            settings = dataclasses.replace(settings, num_scales=clean_num_scales(self.mask, settings.patch_size, most))
-        self.validate(shape, settings)
-        return settings
+    def automatic_num_scales(self, shape: tuple[int, int], settings: GenerationSettings) -> int:
+        """Generation's S for the image (the coarsest scale a few patches across it), fewer where some scale
+        would have no patch clear of the region."""
+        most = resolve_num_scales(shape, shape, settings.patch_size, None, settings.min_coarsest_side)
+        return clean_num_scales(self.mask, settings.patch_size, most)
 
     def start(
         self, scale: int, level: torch.Tensor, noise: torch.Tensor, schedule: FlowSchedule, denoiser, coarse=None
