@@ -79,9 +79,8 @@ def sample_coarse_to_fine(
                 patch_image, settings.patch_size, stride=settings.stride, rho=settings.rho, backend=backend, **options
             )
         guided = denoiser
-        if (
-            scale == num_scales - 1 and settings.layout_guidance > 0 and edit.keeps_input_layout
-        ):  # the edit's constraint comes last
+        # the layout guidance first: the edit's constraint (wrap) comes last
+        if scale == num_scales - 1 and settings.layout_guidance > 0 and edit.keeps_input_layout:
             guided = profile_guided(denoiser, resize(pyramid[scale], canvas_shapes[scale]), settings.layout_guidance)
         scale_denoiser = edit.wrap(guided, scale)
         if targets is not None:
