@@ -6,6 +6,7 @@ value range, and are written atomically with the settings that made them in the 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -192,22 +193,30 @@ def _umask() -> int:
     return mask
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+@contextlib.contextmanager
+def atomic_output(path: Path):
+    """A temporary path beside ``path`` to write to; on success it replaces ``path`` (readers see the old file or
+    the whole new one, never a part), on any failure it is removed. Outputs get the usual permissions."""
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as error:
         raise OutputError(f"{path.parent}: cannot write there ({_first_line(error)})") from None
     try:
-        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes 0600
+        os.close(handle)
+        yield Path(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (``atomic_output``)."""
+    with atomic_output(path) as temporary, open(temporary, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def check_writable_directory(directory: str | os.PathLike) -> Path:

@@ -8,8 +8,6 @@ and the latent encoded over bands of block rows, with the same float64 sums as `
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,6 @@ from ..extras import require
 from ..io.images import PixelFormat, array_to_tensor, read_image_file
 from ..latent.codec import _centred_mirror
 from ..latent.pca import BAND_BLOCKS, PCACodec, to_blocks
-from ..threads import one_thread
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
 
@@ -102,27 +99,9 @@ def block_bands(image: LargeImage, block: int, band_blocks: int = BAND_BLOCKS):
 
 
 def fit_streaming(codec: PCACodec, image: LargeImage, band_blocks: int = BAND_BLOCKS) -> PCACodec:
-    """``codec.fit`` over the image read band by band (the same float64 sums and eigendecomposition)."""
-    channels = image.shape[2]
-    dim = channels * codec.block**2
-    count, total_sum, gram = 0, torch.zeros(dim, dtype=torch.float64), torch.zeros(dim, dim, dtype=torch.float64)
-    for _, blocks in block_bands(image, codec.block, band_blocks):
-        count += len(blocks)
-        total_sum += blocks.sum(dim=0)
-        gram.addmm_(blocks.T, blocks)
-    mean = total_sum / count
-    covariance = gram / count - torch.outer(mean, mean)
-    covariance = (covariance + covariance.T) / 2
-    with one_thread():
-        values, vectors = torch.linalg.eigh(covariance)
-    keep = codec.latent_channels(channels)
-    values, vectors = values.flip(0)[:keep].clamp_min(0.0), vectors.flip(1)[:, :keep]
-    vectors = vectors * torch.sign(vectors.gather(0, vectors.abs().argmax(dim=0, keepdim=True)))
-    total = covariance.diagonal().sum().clamp_min(0.0).item()
-    kept = values.sum().item()
-    pixel_rms, latent_rms = math.sqrt(total / dim), math.sqrt(kept / keep)
-    scale = pixel_rms / latent_rms if latent_rms > 0 else 1.0
-    return dataclasses.replace(codec, mean=mean, basis=vectors, scale=scale, explained=kept / total if total > 0 else 1.0)
+    """``codec.fit`` over the image read band by band (``PCACodec.fit_blocks``: the same float64 sums)."""
+    bands = (blocks for _, blocks in block_bands(image, codec.block, band_blocks))
+    return codec.fit_blocks(bands, image.shape[2])
 
 
 def encode_streaming(codec: PCACodec, image: LargeImage, band_blocks: int = BAND_BLOCKS) -> torch.Tensor:

@@ -8,14 +8,12 @@ means, band by band, so memory stays a few bands whatever the size.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import OutputError
 from ..extras import require
+from ..io.images import atomic_output
 
 TIFF_TILE = 256
 PREVIEW_SIDE = 2048
@@ -82,32 +80,21 @@ def write_pyramid_tiff(path: Path, levels: list, settings: dict | None = None, c
     photometric = "rgb" if channels >= 3 else "minisblack"
     extrasamples = ("unassalpha",) if channels in (2, 4) else None
     description = json.dumps({"sinfree": settings or {}}, sort_keys=True, default=str)
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as error:
-        raise OutputError(f"{path.parent}: cannot write there ({error})") from None
-    os.close(handle)
-    try:
-        options = {
-            "tile": (TIFF_TILE, TIFF_TILE),
-            "photometric": photometric,
-            "compression": compression,
-            "compressionargs": {"level": 1} if compression == "zlib" else None,
-            "extrasamples": extrasamples,
-            "metadata": None,
-        }
-        with tifffile.TiffWriter(temporary, bigtiff=True) as tiff:
-            first = levels[0]
-            tiff.write(
-                tiles_of(first), shape=first.shape, dtype=first.dtype, subifds=len(levels) - 1, description=description, **options
-            )
-            for level in levels[1:]:
-                tiff.write(tiles_of(level), shape=level.shape, dtype=level.dtype, subfiletype=1, **options)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    options = {
+        "tile": (TIFF_TILE, TIFF_TILE),
+        "photometric": photometric,
+        "compression": compression,
+        "compressionargs": {"level": 1} if compression == "zlib" else None,
+        "extrasamples": extrasamples,
+        "metadata": None,
+    }
+    with atomic_output(path) as temporary, tifffile.TiffWriter(temporary, bigtiff=True) as tiff:
+        first = levels[0]
+        tiff.write(
+            tiles_of(first), shape=first.shape, dtype=first.dtype, subifds=len(levels) - 1, description=description, **options
+        )
+        for level in levels[1:]:
+            tiff.write(tiles_of(level), shape=level.shape, dtype=level.dtype, subfiletype=1, **options)
     return path
 
 
@@ -122,13 +109,6 @@ def write_preview(path: Path, levels: list, side: int = PREVIEW_SIDE) -> Path:
     if pixels.shape[2] in (2, 4):
         pixels = pixels[:, :, :-1]
     image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(handle)
-    try:
+    with atomic_output(path) as temporary:
         image.save(temporary, format="JPEG", quality=90)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path

@@ -68,10 +68,16 @@ class PCACodec(Codec):
         (float64, sign fixed so the largest entry is positive), and the RMS-matching scale.
         The covariance is summed in float64 over bands of blocks (BAND_BLOCKS at a time), so no
         float64 copy of the whole image exists (1.6 GB for an 8192^2 RGB image)."""
-        dim = image.shape[0] * self.block**2
-        total_sum = torch.zeros(dim, dtype=torch.float64, device=image.device)
-        count, gram = 0, torch.zeros(dim, dim, dtype=torch.float64, device=image.device)
-        for _, blocks in _block_bands(image, self.block):
+        bands = (blocks for _, blocks in _block_bands(image, self.block))
+        return self.fit_blocks(bands, image.shape[0], image.device)
+
+    def fit_blocks(self, bands, channels: int, device: torch.device | str = "cpu") -> PCACodec:
+        """The codec of an image of ``channels`` channels given as bands of its blocks (float64 (N, C B^2)
+        tensors, every block once): ``fit``'s sums and eigendecomposition, for images read band by band."""
+        dim = channels * self.block**2
+        total_sum = torch.zeros(dim, dtype=torch.float64, device=device)
+        count, gram = 0, torch.zeros(dim, dim, dtype=torch.float64, device=device)
+        for blocks in bands:
             count += len(blocks)
             total_sum += blocks.sum(dim=0)
             gram.addmm_(blocks.T, blocks)
@@ -80,7 +86,7 @@ class PCACodec(Codec):
         covariance = (covariance + covariance.T) / 2
         with one_thread():  # a D x D problem (D <= 1024): threads only contend
             values, vectors = torch.linalg.eigh(covariance)  # ascending
-        keep = self.latent_channels(image.shape[0])
+        keep = self.latent_channels(channels)
         values, vectors = values.flip(0)[:keep].clamp_min(0.0), vectors.flip(1)[:, :keep]
         signs = torch.sign(vectors.gather(0, vectors.abs().argmax(dim=0, keepdim=True)))
         vectors = vectors * signs
