@@ -24,6 +24,9 @@ class Edit:
     # coarsest level noised). False for edits that choose their own start (retargeting, inversion, inpainting)
     # or wrap around (tiles: the input is not periodic)
     keeps_input_layout = True
+    # How the canvas's (rows, columns) fold for an out-of-core run (sinfree.large.tiled): "none", "wrap" (periodic)
+    # or "mirror" (the second half is the first's mirror image); None: the edit does not run out of core
+    canvas_folds: tuple[str, str] | None = ("none", "none")
 
     def prepare(self, num_scales: int) -> None:
         """Called once before sampling, with the run's number of scales."""

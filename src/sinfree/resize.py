@@ -39,6 +39,12 @@ def resize_taps(in_len: int, out_len: int, circular: bool = False) -> tuple[torc
     stretched by the shrink factor (antialiasing) and its weights renormalised to sum to one.
     ``circular`` wraps indices around (periodic images: seamless tiles) instead of mirroring.
     """
+    index, weights = unwrapped_taps(in_len, out_len)
+    return (torch.remainder(index, in_len) if circular else mirror_index(index, in_len)), weights
+
+
+def unwrapped_taps(in_len: int, out_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``resize_taps`` before its boundary rule: the indices near the ends fall outside [0, in_len)."""
     scale = out_len / in_len
     stretch = max(1.0, 1.0 / scale)
     support = 2.0 * stretch
@@ -47,8 +53,7 @@ def resize_taps(in_len: int, out_len: int, circular: bool = False) -> tuple[torc
     first = torch.floor(centres - support + 1).long()
     index = first[:, None] + torch.arange(num_taps)[None, :]
     weights = cubic((index.double() - centres[:, None]) / stretch)
-    weights = weights / weights.sum(dim=1, keepdim=True)
-    return (torch.remainder(index, in_len) if circular else mirror_index(index, in_len)), weights
+    return index, weights / weights.sum(dim=1, keepdim=True)
 
 
 # An axis is resampled as one dense matrix product when its matrix has at most this many entries

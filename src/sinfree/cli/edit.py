@@ -6,12 +6,25 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import GENERATION, LAYOUT, OUTPUT, parse_size, with_options
+from ..errors import SinfreeError
+from .options import GENERATION, LARGE, LAYOUT, OUTPUT, parse_size, with_options
+
+
+def run_edit(input: Path, options, settings, size, edit, suffix: str) -> None:
+    """An edit of the geometry in memory, or out of core where ``generate`` would go out of core (sinfree.large)."""
+    from .large import run_large_generation, wants_out_of_core
+    from .running import run_generation
+
+    if wants_out_of_core(input, options, settings, size):
+        run_large_generation(input, options, settings, size, edit, suffix)
+    else:
+        run_generation(input, options, settings, size, edit, suffix)
+
 
 InputArgument = Annotated[Path, typer.Argument(help="The reference image.")]
 
 
-@with_options(OUTPUT, GENERATION)
+@with_options(OUTPUT, GENERATION, LARGE)
 def retarget(
     input: InputArgument,
     size: Annotated[str, typer.Option("--size", help="Output size WIDTHxHEIGHT.")],
@@ -20,12 +33,12 @@ def retarget(
 ) -> None:
     """Resize INPUT to another size keeping its layout: the coarsest scale is the input resized, finer ones are sampled."""
     from ..editing import Retarget
-    from .running import run_generation, settings_from
+    from .running import settings_from
 
-    run_generation(input, options, settings_from(options), parse_size(size), Retarget(), "_retarget")
+    run_edit(input, options, settings_from(options), parse_size(size), Retarget(), "_retarget")
 
 
-@with_options(OUTPUT, GENERATION, LAYOUT)
+@with_options(OUTPUT, GENERATION, LAYOUT, LARGE)
 def symmetric(
     input: InputArgument,
     axis: Annotated[
@@ -37,13 +50,12 @@ def symmetric(
 ) -> None:
     """Generate mirror-symmetric images: one half mirrored onto the other after every denoiser call (and after decoding, with --latent)."""
     from ..editing import Symmetric
-    from .running import run_generation, settings_from
+    from .running import settings_from
 
-    edit = Symmetric(axis)
-    run_generation(input, options, settings_from(options), parse_size(size), edit, f"_symmetric_{axis}")
+    run_edit(input, options, settings_from(options), parse_size(size), Symmetric(axis), f"_symmetric_{axis}")
 
 
-@with_options(OUTPUT, GENERATION)
+@with_options(OUTPUT, GENERATION, LARGE)
 def tile(
     input: InputArgument,
     size: Annotated[Optional[str], typer.Option("--size", help="Tile size WIDTHxHEIGHT (default: the input's).")] = None,
@@ -62,6 +74,13 @@ def tile(
     settings = settings_from(options)
     if options.min_coarsest is None:
         settings = replace(settings, min_coarsest_side=3 * settings.patch_size)
+    from .large import run_large_generation, wants_out_of_core
+
+    if wants_out_of_core(input, options, settings, parse_size(size)):
+        if preview:
+            raise SinfreeError("--preview is for in-memory tiles; open an out-of-core tile in a viewer (or use --format png)")
+        run_large_generation(input, options, settings, parse_size(size), Tile(), "_tile")
+        return
     if preview:
         names = [f"{input.stem}_tile_seed{options.seed + i}_preview2x2.png" for i in range(options.num_samples)]
         check_outputs([Path(options.outdir) / name for name in names], [input], options.overwrite)

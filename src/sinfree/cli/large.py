@@ -33,7 +33,10 @@ def wants_out_of_core(input: Path, options, settings, size: Optional[tuple[int, 
     return output[0] * output[1] > LARGE_OUTPUT_PIXELS
 
 
-def run_large_generation(input: Path, options, settings, size: Optional[tuple[int, int]]) -> list[Path]:
+def run_large_generation(
+    input: Path, options, settings, size: Optional[tuple[int, int]], edit=None, suffix: str = ""
+) -> list[Path]:
+    """Write each seed's sample of ``edit`` (None: plain generation) out of core, as ``{input}{suffix}_seed{seed}``."""
     from ..large.driver import LargeOptions, generate_large, output_format, output_paths
     from ..large.inputs import image_shape
     from ..planning import plan_run
@@ -49,7 +52,7 @@ def run_large_generation(input: Path, options, settings, size: Optional[tuple[in
     fmt = output_format(plan.output_shape, options.output_format)
     outdir = check_output_folder(options.outdir)
     seeds = [options.seed + i for i in range(options.num_samples)]
-    bases = [outdir / f"{input.stem}_seed{seed}" for seed in seeds]
+    bases = [outdir / f"{input.stem}{suffix}_seed{seed}" for seed in seeds]
     files = [path for base in bases for path in output_paths(base, fmt)]
     check_outputs(files, [input], options.overwrite)
     budget = memory_limit(options)
@@ -96,12 +99,15 @@ def run_large_generation(input: Path, options, settings, size: Optional[tuple[in
                 seed=seed,
                 metadata={"input": input.name, "seed": seed, "version": __version__},
                 progress=report,
+                edit=edit,
             )
             bar.update(task, completed=bar.tasks[0].total, description="done")
         if result.resumed_from is not None:
             stderr.print(f"resumed from scale {result.resumed_from.get('scale')}, step {result.resumed_from.get('t')}")
         for path in result.paths:
             typer.echo(str(path))
+        if result.seam_error is not None:
+            typer.echo(f"{result.paths[0].name}: wrap-around seam error {result.seam_error:.3f} (1 = like interior neighbours)")
         written += result.paths
         typer.echo(
             f"seed {seed}: {result.seconds:.2f} s, tile {result.tile} canvas px, tiled scales {result.tiled_scales or 'none'}"

@@ -76,6 +76,8 @@ class StructuralAnalogy(Edit):
     their patch size, stride, rho and backend make that denoiser (default: the Table-1 defaults).
     """
 
+    canvas_folds = None  # in memory only
+
     keeps_input_layout = False
 
     works_in_latent = False  # the style image's pyramid and the inversion are in pixel space

@@ -61,6 +61,13 @@ class Symmetric(Edit):
     def wrap(self, denoiser, scale: int):
         return WrappedDenoiser(denoiser, lambda d, x, a, s: mirror(d(x, a, s), self.axis))
 
+    @property
+    def canvas_folds(self) -> tuple[str, str]:
+        return (
+            "mirror" if self.axis in ("horizontal", "both") else "none",
+            "mirror" if self.axis in ("vertical", "both") else "none",
+        )
+
     def decoded(self, image: torch.Tensor) -> torch.Tensor:
         """A decoder does not mirror (a PCA block or a VAE's receptive field is not mirrored with the
         latent): the decoded pixels are mirrored again, so the output is symmetric exactly."""
@@ -126,6 +133,7 @@ class Tile(Edit):
     keeps_input_layout = False
 
     periodic = True
+    canvas_folds = ("wrap", "wrap")
 
     def wrap(self, denoiser, scale: int):
         return TiledDenoiser(denoiser)

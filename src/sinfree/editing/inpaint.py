@@ -398,6 +398,8 @@ class Inpaint(Edit):
     edit (``make_denoiser``) over the clean patches.
     """
 
+    canvas_folds = None  # in memory only
+
     keeps_input_layout = False
 
     works_in_latent = False  # the mask and the kept pixels are in pixel space

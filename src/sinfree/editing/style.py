@@ -254,6 +254,8 @@ class ClipStyle(Edit):
     every xhat0 replaced by the CLIP-guided estimate (module docstring). Single scale; the output has
     the content's size."""
 
+    canvas_folds = None  # in memory only
+
     keeps_input_layout = False
 
     works_in_latent = False  # CLIP guides pixels

@@ -22,18 +22,21 @@ import torch
 
 from ..backends import backend_class_for
 from ..coarse_to_fine import sample_coarse_to_fine
+from ..edit import Edit
+from ..editing.geometry import mirror
 from ..errors import SinfreeError
 from ..io.images import PixelFormat, load_image, save_png, tensor_to_array
 from ..latent.pca import PCACodec
 from ..planning import plan_run, scale_backend
 from ..pyramid import build_pyramid, level_shapes
+from ..resize import resize
 from ..schedule import flow_schedule
 from ..settings import GenerationSettings
 from . import pyramid_tiff
 from .cluster import make_executor
 from .inputs import LargeImage, encode_streaming, fit_streaming
 from .store import RunStore, open_array, save_npy_atomically, settings_hash
-from .tiled import _DENOISERS, START, DenoiserSpec, StepTask, block_noise, tile_grid
+from .tiled import _DENOISERS, START, DenoiserSpec, StepTask, axis_taps, block_noise, read_window, tile_grid, window_resize
 
 logger = logging.getLogger("sinfree")
 STREAM_INPUT_PIXELS = 2**24  # inputs above this many pixels are read and encoded band by band
@@ -78,6 +81,7 @@ class LargeResult:
     tile: int
     tiled_scales: list[int] = field(default_factory=list)
     resumed_from: dict | None = None
+    seam_error: float | None = None  # a periodic output's wrap-around seam error (editing.geometry.seam_error)
 
 
 def output_format(shape: tuple[int, int], requested: str) -> str:
@@ -148,6 +152,60 @@ def read_reference(source, codec) -> tuple[torch.Tensor, PixelFormat, object, tu
     return codec.encode(reference), fmt, codec, shape
 
 
+def decode_bands(final, pixels, codec, fmt: PixelFormat, edit: Edit, report: Callable[[float], None]) -> None:
+    """The final canvas (C, h, w; pixels or a latent) into ``pixels`` (H, W, C) band by band: the centred crop of
+    the decoded canvas, or for a periodic edit its circular resize; a symmetric edit's mirror re-imposed on the
+    pixels (each tile denoised its own windows, so PatchMatch's halves may differ by its randomness)."""
+    height, width = pixels.shape[:2]
+    factor = codec.factor if codec is not None else 1
+    decoded_h, decoded_w = final.shape[-2] * factor, final.shape[-1] * factor
+    top, left = (decoded_h - height) // 2, (decoded_w - width) // 2
+    folds = edit.canvas_folds
+    for y0 in range(0, height, DECODE_ROWS):
+        y1 = min(height, y0 + DECODE_ROWS)
+        resampled = edit.periodic and decoded_h != height
+        rows = axis_taps(decoded_h, height, np.arange(y0, y1), "wrap") if resampled else np.arange(y0 + top, y1 + top)
+        l0, l1 = int(rows.min()) // factor, -(-(int(rows.max()) + 1) // factor)
+        latent = torch.from_numpy(read_window(final, (l0, l1), (0, final.shape[-1])))
+        decoded = codec.decode(latent, periodic=edit.periodic) if codec is not None else latent
+        if resampled:
+            band = window_resize(decoded, -2, l0 * factor, decoded_h, height, y0, y1, "wrap")
+        else:
+            band = decoded[:, y0 + top - l0 * factor : y1 + top - l0 * factor]
+        if edit.periodic and decoded_w != width:
+            band = resize(band, (y1 - y0, width), circular=True)
+        elif not edit.periodic:
+            band = band[:, :, left : left + width]
+        if folds[1] == "mirror":
+            band = mirror(band, "vertical")
+        pixels[y0:y1] = tensor_to_array(band.clamp(-1.0, 1.0), dataclasses.replace(fmt, squeeze=False))
+        report((l1 - l0) * final.shape[-1])
+    if folds[0] == "mirror":  # the bottom half from the top half, upside down
+        for y0 in range(height - height // 2, height, DECODE_ROWS):
+            y1 = min(height, y0 + DECODE_ROWS)
+            pixels[y0:y1] = np.asarray(pixels[height - y1 : height - y0])[::-1]
+
+
+def seam_error_by_bands(pixels) -> float:
+    """``editing.geometry.seam_error`` of the (H, W, C) pixels, read band by band: the mean absolute difference
+    across the wrap-around edges over that between interior neighbours."""
+    height = pixels.shape[0]
+    across = inside = 0.0
+    across_n = inside_n = 0
+    previous = first = None
+    for y0 in range(0, height, DECODE_ROWS):
+        band = np.asarray(pixels[y0 : min(height, y0 + DECODE_ROWS)]).astype(np.float64)
+        stacked = band if previous is None else np.concatenate([previous[None], band])
+        vertical, horizontal = np.abs(np.diff(stacked, axis=0)), np.abs(np.diff(band, axis=1))
+        inside, inside_n = inside + vertical.sum() + horizontal.sum(), inside_n + vertical.size + horizontal.size
+        wrap = np.abs(band[:, 0] - band[:, -1])
+        across, across_n = across + wrap.sum(), across_n + wrap.size
+        first = band[0] if first is None else first
+        previous = band[-1]
+    wrap = np.abs(first - previous)
+    return float(((across + wrap.sum()) / (across_n + wrap.size)) / (inside / max(1, inside_n)))
+
+
 def generate_large(
     source,
     base: Path,
@@ -158,11 +216,16 @@ def generate_large(
     seed: int = 0,
     metadata: dict | None = None,
     progress: Callable[[LargeProgress], None] | None = None,
+    edit: Edit | None = None,
 ) -> LargeResult:
     """One sample of ``source`` (a path or an array) at ``size`` (H, W), written to ``base`` + .png or .tif
-    (and _preview.jpg), out of core; see the module's docstring."""
+    (and _preview.jpg), out of core; see the module's docstring. ``edit``: plain generation (None), or an
+    edit of the geometry (``editing.Retarget``, ``Symmetric``, ``Tile``: those with ``canvas_folds``)."""
     started = time.perf_counter()
     settings.validate()
+    edit = edit if edit is not None else Edit()
+    if edit.canvas_folds is None:
+        raise SinfreeError(f"{type(edit).__name__} runs in memory only, not out of core")
     from ..latent import make_codec
 
     codec = make_codec(settings.latent)
@@ -182,7 +245,12 @@ def generate_large(
         raise SinfreeError(f"the tile side must be at least 16 canvas px, got {tile}")
     tiled = [s for s in range(num_scales) if max(shapes[s]) > tile]
     first_tiled = max(tiled) + 1 if tiled else 0  # the finest in-memory scale (num_scales: none)
-    if first_tiled == num_scales and (settings.layout_guidance > 0 or settings.variation < 1):
+    if first_tiled == num_scales and type(edit).start is not Edit.start:
+        raise SinfreeError(
+            f"{type(edit).__name__} sets the coarsest scale itself, which needs it in memory, but its canvas "
+            f"({shapes[-1][1]}x{shapes[-1][0]}) is larger than a tile ({tile}): allow more memory (--max-memory-gb) or more scales (-S)"
+        )
+    if first_tiled == num_scales and edit.keeps_input_layout and (settings.layout_guidance > 0 or settings.variation < 1):
         logger.warning(
             "the coarsest scale is tiled (%dx%d canvas px): the layout guidance and variation, which act on the whole "
             "coarsest canvas, are off; allow more memory (--max-memory-gb) or more scales (-S) to keep them",
@@ -196,6 +264,8 @@ def generate_large(
     if codec is not None:
         recorded["latent_size"] = [canvas[1], canvas[0]]
     recorded |= {"out_of_core": {"tile": tile, "tiled_scales": tiled}}
+    if type(edit) is not Edit:
+        recorded["edit"] = edit.describe()
     digest = settings_hash(
         {"settings": recorded, "input": _identity(source), "seed": seed, "format": fmt_name, "compression": options.compression}
     )
@@ -234,7 +304,7 @@ def generate_large(
             1,
             seed,
             coarse_progress,
-            None,
+            edit,
             pyramid[first_tiled:],
         )
         array = store.canvas(f"s{first_tiled}_x0", (C, *shapes[first_tiled]), (C, tile, tile), create=True)
@@ -292,6 +362,7 @@ def generate_large(
                     seed=seed,
                     denoiser=spec,
                     start_step=settings.steps,
+                    folds=tuple(edit.canvas_folds),
                 )
                 counter = {"n": 0}
 
@@ -313,18 +384,7 @@ def generate_large(
     pixel_chunks = (DECODE_ROWS, min(width, 4096), channels)
     if not checkpoint.get("decoded"):
         pixels = store.canvas("pixels", (height, width, channels), pixel_chunks, dtype=fmt.dtype, create=True)
-        factor = codec.factor if codec is not None else 1
-        top = (canvas[0] * factor - height) // 2
-        left = (canvas[1] * factor - width) // 2
-        for y0 in range(0, height, DECODE_ROWS):
-            y1 = min(height, y0 + DECODE_ROWS)
-            l0, l1 = (y0 + top) // factor, -(-(y1 + top) // factor)
-            latent = torch.from_numpy(np.asarray(final[:, l0:l1]))
-            decoded = codec.decode(latent) if codec is not None else latent
-            crop = decoded[:, y0 + top - l0 * factor : y1 + top - l0 * factor, left : left + width]
-            band = tensor_to_array(crop.clamp(-1.0, 1.0), dataclasses.replace(fmt, squeeze=False))
-            pixels[y0:y1] = band
-            report("decode", 0, 0, work=(l1 - l0) * canvas[1])
+        decode_bands(final, pixels, codec, fmt, edit, lambda work: report("decode", 0, 0, work=work))
         save(scale=0, t=0, decoded=True)
     pixels = store.canvas("pixels", None, None)
     recorded |= metadata or {}
@@ -338,6 +398,7 @@ def generate_large(
         levels = pyramid_tiff.make_levels(pixels, store.root, pyramid_tiff.level_count(output_shape), open_array)
         pyramid_tiff.write_pyramid_tiff(paths[0], levels, recorded, options.compression)
         pyramid_tiff.write_preview(paths[1], levels)
+    seams = seam_error_by_bands(pixels) if edit.periodic else None
     if not options.keep_store:
         store.remove()
-    return LargeResult(paths, time.perf_counter() - started, recorded, tile, tiled, resumed)
+    return LargeResult(paths, time.perf_counter() - started, recorded, tile, tiled, resumed, seams)

@@ -8,6 +8,11 @@ that the tile's query grid is the canvas's grid shifted. With a denoiser whose q
 (``exact``, ``chunked``...) a tiled step equals the in-memory step up to float rounding; PatchMatch keeps
 its nearest-neighbour field per tile (its search is randomised per tile, so it matches in distribution).
 
+The edits of the canvas's geometry fold its axes (``StepTask.folds``): a seamless tile's axes ``wrap`` (windows
+and the blend's resampling read modulo the canvas: Eq. 2 on the periodic canvas, where the in-memory sampler
+blends four half-shifted calls), a symmetric image's ``mirror`` (xhat0 of the second half is the first half's,
+mirrored, as ``editing.geometry.mirror`` makes it in memory: a tile there denoises the window it mirrors).
+
 Noise is drawn per 64 x 64 block of the canvas from a generator seeded by (seed, scale, step, block):
 the result depends neither on the tile size, nor on the number of workers, nor on the order of the tiles.
 """
@@ -24,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..resize import resize_taps
+from ..resize import resize_taps, unwrapped_taps
 
 NOISE_BLOCK = 64
 START = -1  # the step label of the starting noise x_T
@@ -46,15 +51,37 @@ def tile_grid(shape: tuple[int, int], tile: int) -> list[Tile]:
     return tiles
 
 
+FOLDS = ("none", "wrap", "mirror")  # how an axis of the canvas folds (sinfree.edit.Edit.canvas_folds)
+
+
 @lru_cache(maxsize=32)
-def taps(in_len: int, out_len: int) -> tuple[np.ndarray, np.ndarray]:
+def taps(in_len: int, out_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The resampling's taps from ``in_len`` to ``out_len``: (mirrored indices, unwrapped indices, weights)."""
     index, weights = resize_taps(in_len, out_len)
-    return index.numpy(), weights.to(torch.float32)
+    return index.numpy(), unwrapped_taps(in_len, out_len)[0].numpy(), weights.to(torch.float32)
+
+
+def axis_taps(in_len: int, out_len: int, positions: np.ndarray, fold: str) -> np.ndarray:
+    """Tap indices (len(positions), K) of the output ``positions``: mirrored into [0, in_len), or for a
+    ``wrap`` axis unwrapped (positions and indices may lie outside the canvas; read modulo its length)."""
+    mirrored, unwrapped, _ = taps(in_len, out_len)
+    if fold != "wrap":
+        return mirrored[positions]
+    period = np.floor_divide(positions, out_len)
+    return unwrapped[positions - period * out_len] + (period * in_len)[:, None]
+
+
+def mirror_source(positions: np.ndarray, length: int) -> np.ndarray:
+    """Where a ``mirror`` axis takes each position's xhat0 from (``editing.geometry.mirror``: the first half
+    is kept, the second is its mirror image; an odd length's middle sample is its own)."""
+    return np.where(positions >= length - length // 2, length - 1 - positions, positions)
 
 
 @dataclass(frozen=True)
 class AxisWindow:
-    """Along one axis: the x_t window [e0, e1) read for the interior [r0, r1), and the coarse range [c0, c1) the blend uses."""
+    """Along one axis: the x_t window [e0, e1) denoised for the interior [r0, r1), the coarse range [c0, c1)
+    the blend uses, and the range [n0, n1) where xhat0 is needed, taken from the denoised window at ``gather``.
+    On a ``wrap`` axis the ranges may reach past the canvas (read modulo its length)."""
 
     e0: int
     e1: int
@@ -62,35 +89,69 @@ class AxisWindow:
     r1: int
     c0: int = 0
     c1: int = 0
+    n0: int = 0
+    n1: int = 0
+    gather: np.ndarray | None = field(default=None, compare=False)
 
 
-def axis_window(start: int, stop: int, length: int, coarse_length: int | None, patch: int, lattice: int) -> AxisWindow:
+def axis_window(
+    start: int, stop: int, length: int, coarse_length: int | None, patch: int, lattice: int, fold: str = "none"
+) -> AxisWindow:
     """The window of one axis (see the module's docstring): xhat0 is needed on the interior and on the fine
-    pixels under the coarse taps of the interior's upsampling; x_t on those plus P - 1 before (rounded down to the
-    query lattice) and P after (so that the window's extra last query covers none of them)."""
-    need0, need1, c0, c1 = start, stop, 0, 0
+    pixels under the coarse taps of the interior's upsampling; x_t on their sources (themselves, or on a
+    ``mirror`` axis their mirror images) plus P - 1 before (rounded down to the query lattice) and P after
+    (so that the window's extra last query covers none of them)."""
+    if fold not in FOLDS:
+        raise ValueError(f"fold must be one of {', '.join(FOLDS)}, got {fold!r}")
+    n0, n1, c0, c1 = start, stop, 0, 0
     if coarse_length is not None and coarse_length != length:
-        up = taps(coarse_length, length)[0][start:stop]
+        up = axis_taps(coarse_length, length, np.arange(start, stop), fold)
         c0, c1 = int(up.min()), int(up.max()) + 1
-        down = taps(length, coarse_length)[0][c0:c1]
-        need0, need1 = min(need0, int(down.min())), max(need1, int(down.max()) + 1)
-    e0 = max(0, (need0 - (patch - 1)) // lattice * lattice)
-    e1 = min(length, need1 + patch)
-    return AxisWindow(e0, e1, start, stop, c0, c1)
+        down = axis_taps(length, coarse_length, np.arange(c0, c1), fold)
+        n0, n1 = min(n0, int(down.min())), max(n1, int(down.max()) + 1)
+    needed = np.arange(n0, n1)
+    sources = mirror_source(needed, length) if fold == "mirror" else needed
+    e0 = (int(sources.min()) - (patch - 1)) // lattice * lattice
+    e1 = int(sources.max()) + 1 + patch
+    if fold != "wrap":
+        e0, e1 = max(0, e0), min(length, e1)
+    return AxisWindow(e0, e1, start, stop, c0, c1, n0, n1, sources - e0)
 
 
-def window_resize(image: torch.Tensor, dim: int, in_start: int, in_len: int, out_len: int, out_start: int, out_stop: int):
-    """Rows ``out_start:out_stop`` along ``dim`` of ``resize`` from ``in_len`` to ``out_len`` samples, given
-    the input's samples from ``in_start`` on (every tap of those rows must be among them)."""
+def window_resize(
+    image: torch.Tensor, dim: int, in_start: int, in_len: int, out_len: int, out_start: int, out_stop: int, fold: str = "none"
+):
+    """Rows ``out_start:out_stop`` along ``dim`` of ``resize`` from ``in_len`` to ``out_len`` samples (circular on a
+    ``wrap`` axis), given the input's samples from ``in_start`` on (every tap of those rows must be among them)."""
     if in_len == out_len:
         return image.narrow(dim, out_start - in_start, out_stop - out_start)
-    index, weights = taps(in_len, out_len)
-    local = torch.from_numpy(index[out_start:out_stop] - in_start)
+    positions = np.arange(out_start, out_stop)
+    local = torch.from_numpy(axis_taps(in_len, out_len, positions, fold) - in_start)
     if local.min() < 0 or local.max() >= image.shape[dim]:
         raise AssertionError("window_resize: a tap falls outside the window")
+    weights = taps(in_len, out_len)[2][torch.from_numpy(positions % out_len)]
     moved = image.movedim(dim, -1)
-    out = (moved[..., local] * weights[out_start:out_stop].to(image.dtype)).sum(dim=-1)
+    out = (moved[..., local] * weights.to(image.dtype)).sum(dim=-1)
     return out.movedim(-1, dim).contiguous()
+
+
+def contiguous_runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
+    """(offset, start, stop) of each run of consecutive values in ``indices``."""
+    breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+    bounds = [0, *breaks.tolist(), len(indices)]
+    return [(a, int(indices[a]), int(indices[b - 1]) + 1) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def read_window(array, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    """``array[:, rows, cols]`` of a (C, H, W) array, the ranges read modulo H and W (they may reach past them)."""
+    height, width = array.shape[-2:]
+    if 0 <= rows[0] and rows[1] <= height and 0 <= cols[0] and cols[1] <= width:
+        return np.asarray(array[:, rows[0] : rows[1], cols[0] : cols[1]])
+    out = np.empty((array.shape[0], rows[1] - rows[0], cols[1] - cols[0]), dtype=array.dtype)
+    for ro, r0, r1 in contiguous_runs(np.arange(*rows) % height):
+        for co, c0, c1 in contiguous_runs(np.arange(*cols) % width):
+            out[:, ro : ro + r1 - r0, co : co + c1 - c0] = array[:, r0:r1, c0:c1]
+    return out
 
 
 def noise_seed(*key) -> int:
@@ -174,6 +235,7 @@ class StepTask:
     seed: int
     denoiser: DenoiserSpec
     start_step: int  # the scale's first step (its first call starts the search from scratch)
+    folds: tuple[str, str] = ("none", "none")  # rows, columns: FOLDS (a seamless tile wraps, a symmetric one mirrors)
 
     def __call__(self, tile: Tile) -> float:
         """Run the step on ``tile``; returns the seconds it took."""
@@ -185,34 +247,38 @@ class StepTask:
         lattice = query_lattice(denoiser)
         patch = self.denoiser.patch_size
         coarse_h, coarse_w = self.coarse_shape if self.coarse_shape is not None else (None, None)
-        rows = axis_window(*tile.rows, self.shape[0], coarse_h, patch, lattice)
-        cols = axis_window(*tile.cols, self.shape[1], coarse_w, patch, lattice)
+        fold_rows, fold_cols = self.folds
+        rows = axis_window(*tile.rows, self.shape[0], coarse_h, patch, lattice, fold_rows)
+        cols = axis_window(*tile.cols, self.shape[1], coarse_w, patch, lattice, fold_cols)
         source = open_array(root / f"{self.source}.zarr", None, None, None, False)
-        x = torch.from_numpy(np.asarray(source[:, rows.e0 : rows.e1, cols.e0 : cols.e1]))
+        x = torch.from_numpy(read_window(source, (rows.e0, rows.e1), (cols.e0, cols.e1)))
         stateful = hasattr(denoiser, "field") and hasattr(denoiser, "start_trajectory")
         if stateful:
             load_search_state(denoiser, root, self, tile)
-        xhat0 = denoiser(x, self.alpha, self.sigma)
+        denoised = denoiser(x, self.alpha, self.sigma)
         if stateful:
             save_search_state(denoiser, root, self, tile)
-        inner = (slice(None), slice(rows.r0 - rows.e0, rows.r1 - rows.e0), slice(cols.r0 - cols.e0, cols.r1 - cols.e0))
+        xhat0 = denoised[:, torch.from_numpy(rows.gather)][:, :, torch.from_numpy(cols.gather)]  # on [n0, n1) per axis
+        inner = (slice(None), slice(rows.r0 - rows.n0, rows.r1 - rows.n0), slice(cols.r0 - cols.n0, cols.r1 - cols.n0))
         x0 = xhat0[inner]
         if self.t == 1:
             out = x0
         else:
-            eps_hat = (x[inner] - self.alpha * x0) / self.sigma
+            if "mirror" in self.folds:  # the window denoised may lie in the other half
+                x_tile = torch.from_numpy(np.asarray(source[:, tile.rows[0] : tile.rows[1], tile.cols[0] : tile.cols[1]]))
+            else:
+                x_tile = x[:, rows.r0 - rows.e0 : rows.r1 - rows.e0, cols.r0 - cols.e0 : cols.r1 - cols.e0]
+            eps_hat = (x_tile - self.alpha * x0) / self.sigma
             if self.coarse is not None:
                 coarse_store = open_array(root / f"{self.coarse}.zarr", None, None, None, False)
-                coarse = torch.from_numpy(np.asarray(coarse_store[:, rows.c0 : rows.c1, cols.c0 : cols.c1]))
+                coarse = torch.from_numpy(read_window(coarse_store, (rows.c0, rows.c1), (cols.c0, cols.c1)))
                 height, width = self.shape
-                down = window_resize(xhat0, -2, rows.e0, height, coarse_h, rows.c0, rows.c1)
-                down = window_resize(down, -1, cols.e0, width, coarse_w, cols.c0, cols.c1)
-                low = window_resize(
-                    window_resize(down, -2, rows.c0, coarse_h, height, *tile.rows), -1, cols.c0, coarse_w, width, *tile.cols
-                )
-                up = window_resize(
-                    window_resize(coarse, -2, rows.c0, coarse_h, height, *tile.rows), -1, cols.c0, coarse_w, width, *tile.cols
-                )
+                down = window_resize(xhat0, -2, rows.n0, height, coarse_h, rows.c0, rows.c1, fold_rows)
+                down = window_resize(down, -1, cols.n0, width, coarse_w, cols.c0, cols.c1, fold_cols)
+                low = window_resize(down, -2, rows.c0, coarse_h, height, *tile.rows, fold_rows)
+                low = window_resize(low, -1, cols.c0, coarse_w, width, *tile.cols, fold_cols)
+                up = window_resize(coarse, -2, rows.c0, coarse_h, height, *tile.rows, fold_rows)
+                up = window_resize(up, -1, cols.c0, coarse_w, width, *tile.cols, fold_cols)
                 x0 = up + (x0 - low)  # TwoScaleBlend: U(x_coarse) + (xhat0 - U(D(xhat0)))
             out = self.alpha_prev * x0 + math.sqrt(1.0 - self.eta**2) * self.sigma_prev * eps_hat
             if self.eta > 0:
