@@ -130,9 +130,9 @@ def window_resize(
     if local.min() < 0 or local.max() >= image.shape[dim]:
         raise AssertionError("window_resize: a tap falls outside the window")
     weights = taps(in_len, out_len)[2][torch.from_numpy(positions % out_len)]
-    moved = image.movedim(dim, -1)
-    out = (moved[..., local] * weights.to(image.dtype)).sum(dim=-1)
-    return out.movedim(-1, dim).contiguous()
+    matrix = torch.zeros(len(positions), image.shape[dim], dtype=image.dtype)  # one BLAS product, not a gather of taps
+    matrix.scatter_add_(1, local, weights.to(image.dtype))
+    return torch.matmul(matrix, image.movedim(dim, -2)).movedim(-2, dim).contiguous()
 
 
 def contiguous_runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
