@@ -1,12 +1,14 @@
-"""Gigapixel outputs out of core (issue 23): 4096^2 .. 32768^2 in the PCA latent space, in this process and on
-an embedded Dask cluster of 2 workers: time, peak memory and quality on crops: docs/large-outputs.md, "Out of core".
+"""Gigapixel outputs out of core (issue 23): 4096^2 .. 32768^2 in the PCA latent space (and in pixels where they
+finish), in this process and on an embedded Dask cluster of 2 workers: time, peak memory and quality on crops:
+docs/large-outputs.md, "Out of core".
 
     python benchmarks/bench_gigapixel.py --sides 4096 8192 16384 32768 --workers 1 2 --budget 1500
+    python benchmarks/bench_gigapixel.py --sides 2048 4096 --workers 1 --spaces pixel --append
     python benchmarks/publish.py          # writes the table into docs/large-outputs.md
 
 Input: scikit-image's astronaut resized (PIL bicubic) to min(side, 8192) and saved as a PNG, read band by band
 (``sinfree.large.inputs``). Each entry runs ``sinfree.large.driver.generate_large`` in its own child process:
-``paper`` settings (T = 10) with ``--latent pca`` and automatic S, seed 0, ``--max-memory-gb`` 4 (the tile side
+``paper`` settings (T = 10) with ``--latent pca`` (``--spaces pixel``: in pixels) and automatic S, seed 0, ``--max-memory-gb`` 4 (the tile side
 follows from it), output a pyramidal BigTIFF (zlib) with a preview JPEG. ``workers 1`` runs the tiles in the
 child itself (2 torch threads); ``workers 2`` on a LocalCluster of 2 one-thread worker processes.
 
@@ -118,15 +120,15 @@ def crop_quality(output_tif: Path, input_png: Path) -> dict:
     return {"swd": sum(swd) / len(swd), "hf_energy_ratio": sum(ratios) / len(ratios)}
 
 
-def child(side: int, workers: int, folder: Path) -> dict:
+def child(side: int, workers: int, folder: Path, space: str = "latent") -> dict:
     import torch
 
     from sinfree.large.driver import LargeOptions, generate_large
     from sinfree.settings import preset_settings
 
     source = input_file(min(side, MAX_INPUT), folder)
-    settings = preset_settings("paper", latent="pca", num_scales="auto")
-    out = folder / f"out{side}_w{workers}"
+    settings = preset_settings("paper", latent="pca" if space == "latent" else None, num_scales="auto")
+    out = folder / f"out{side}_w{workers}_{space}"
     shutil.rmtree(out, ignore_errors=True)
     stages: dict[str, float] = {}
     marks = {"last": None, "start": time.perf_counter()}
@@ -151,6 +153,7 @@ def child(side: int, workers: int, folder: Path) -> dict:
     entry = {
         "side": side,
         "workers": workers,
+        "space": space,
         "measured": True,
         "input_side": min(side, MAX_INPUT),
         "seconds": wall,
@@ -172,16 +175,17 @@ def child(side: int, workers: int, folder: Path) -> dict:
     return entry
 
 
-def run_child(side: int, workers: int, folder: Path, timeout: float) -> dict:
-    command = [sys.executable, __file__, "--child", str(side), str(workers), "--folder", str(folder)]
+def run_child(side: int, workers: int, folder: Path, timeout: float, space: str) -> dict:
+    command = [sys.executable, __file__, "--child", str(side), str(workers), space, "--folder", str(folder)]
+    key = {"side": side, "workers": workers, "space": space}
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"side": side, "workers": workers, "measured": False, "timed_out": True, "seconds": timeout}
+        return key | {"measured": False, "timed_out": True, "seconds": timeout}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        return {"side": side, "workers": workers, "measured": False, "error": " | ".join(tail), "seconds": math.nan}
+        return key | {"measured": False, "error": " | ".join(tail), "seconds": math.nan}
     return json.loads(lines[-1])
 
 
@@ -203,14 +207,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sides", type=int, nargs="+", default=[4096, 8192, 16384, 32768])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--spaces", nargs="+", default=["latent"], choices=["latent", "pixel"], help="latent: --latent pca")
     parser.add_argument("--budget", type=float, default=1500.0, help="longest run made, in seconds (predicted)")
     parser.add_argument("--folder", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "gigapixel", help="writes OUT.json")
     parser.add_argument("--append", action="store_true", help="keep OUT.json's other entries (replacing those run again)")
-    parser.add_argument("--child", nargs=2, metavar=("SIDE", "WORKERS"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, metavar=("SIDE", "WORKERS", "SPACE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(int(args.child[0]), int(args.child[1]), args.folder)), flush=True)
+        print(json.dumps(child(int(args.child[0]), int(args.child[1]), args.folder, args.child[2])), flush=True)
         return
     import stamp
 
@@ -218,37 +223,42 @@ def main() -> None:
     folder = args.folder or Path(tempfile.mkdtemp(prefix="sinfree-gigapixel-"))
     folder.mkdir(parents=True, exist_ok=True)
     print(f"bench_gigapixel: scratch {folder}, load {os.getloadavg()[0]:.1f}", flush=True)
-    history: dict[int, list[tuple[int, float]]] = {w: [] for w in args.workers}
+    history: dict[tuple[int, str], list[tuple[int, float]]] = {(w, sp): [] for w in args.workers for sp in args.spaces}
     entries, kept = [], []
     if args.append and args.out.with_suffix(".json").exists():
         earlier = json.loads(args.out.with_suffix(".json").read_text())
         run_stamp = earlier["stamp"] | {"command": earlier["stamp"]["command"] + "; " + run_stamp["command"]}
-        kept = [e for e in earlier["entries"] if not (e["side"] in args.sides and e["workers"] in args.workers)]
+        for e in earlier["entries"]:
+            e.setdefault("space", "latent")
+        kept = [
+            e
+            for e in earlier["entries"]
+            if not (e["side"] in args.sides and e["workers"] in args.workers and e["space"] in args.spaces)
+        ]
         for e in sorted(kept, key=lambda e: e["side"]):
-            if e.get("measured") and e["workers"] in history:
-                history[e["workers"]].append((e["side"], e["seconds"]))
-    for side in sorted(args.sides):
-        for workers in args.workers:
-            measured = history[workers]
-            predicted = None
-            if measured:
-                growth = 4.0
-                if len(measured) >= 2:
-                    (s0, t0), (s1, t1) = measured[-2], measured[-1]
-                    growth = max(4.0, (t1 / t0) ** (1.0 / math.log2(s1 / s0)))
-                predicted = measured[-1][1] * growth ** math.log2(side / measured[-1][0])
-            if predicted is not None and predicted > args.budget:
-                entry = {"side": side, "workers": workers, "measured": False, "seconds": predicted}
-            else:
-                entry = run_child(side, workers, folder, timeout=max(300.0, 1.5 * args.budget))
-                entry["predicted_seconds"] = predicted
-                if entry["measured"]:
-                    measured.append((side, entry["seconds"]))
-            entries.append(entry)
-            print(f"  {side:6d}^2 workers {workers}: {cell(entry)}", flush=True)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            every = sorted(kept + entries, key=lambda e: (e["side"], e["workers"]))
-            args.out.with_suffix(".json").write_text(json.dumps({"stamp": run_stamp, "entries": every}, indent=1))
+            if e.get("measured") and (e["workers"], e["space"]) in history:
+                history[(e["workers"], e["space"])].append((e["side"], e["seconds"]))
+    for side, workers, space in sorted((si, w, sp) for si in args.sides for w in args.workers for sp in args.spaces):
+        measured = history[(workers, space)]
+        predicted = None
+        if measured:
+            growth = 4.0
+            if len(measured) >= 2:
+                (s0, t0), (s1, t1) = measured[-2], measured[-1]
+                growth = max(4.0, (t1 / t0) ** (1.0 / math.log2(s1 / s0)))
+            predicted = measured[-1][1] * growth ** math.log2(side / measured[-1][0])
+        if predicted is not None and predicted > args.budget:
+            entry = {"side": side, "workers": workers, "space": space, "measured": False, "seconds": predicted}
+        else:
+            entry = run_child(side, workers, folder, max(300.0, 1.5 * args.budget), space)
+            entry["predicted_seconds"] = predicted
+            if entry["measured"]:
+                measured.append((side, entry["seconds"]))
+        entries.append(entry)
+        print(f"  {side:6d}^2 {space} workers {workers}: {cell(entry)}", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        every = sorted(kept + entries, key=lambda e: (e["space"], e["side"], e["workers"]))
+        args.out.with_suffix(".json").write_text(json.dumps({"stamp": run_stamp, "entries": every}, indent=1))
     if args.folder is None:
         shutil.rmtree(folder, ignore_errors=True)
 
