@@ -531,11 +531,21 @@ def _projection_filters(grid: torch.Tensor, dims: int, seed: int) -> torch.Tenso
     return basis.T.reshape(dims, channels, patch_size, patch_size).contiguous()
 
 
+PROJECT_BAND = 256  # rows of positions projected at once: the convolution's output never holds the whole reference's
+
+
 def _project(image: torch.Tensor, filters: torch.Tensor) -> np.ndarray:
-    """Every patch of ``image`` (C, h, w) projected on the filters: (h - P + 1, w - P + 1, dims) float32."""
+    """Every patch of ``image`` (C, h, w) projected on the filters: (h - P + 1, w - P + 1, dims) float32,
+    band by band (a 4096^2 reference's projections are 2 GiB; one convolution over it would hold them twice)."""
     p = filters.shape[-1]
-    every_row, every_col = np.arange(image.shape[1] - p + 1), np.arange(image.shape[2] - p + 1)
-    return grid_correlation(image.detach().to(torch.float32), filters, every_row, every_col).numpy()
+    image = image.detach().to(torch.float32)
+    rows, every_col = image.shape[1] - p + 1, np.arange(image.shape[2] - p + 1)
+    out = np.empty((rows, len(every_col), len(filters)), dtype=np.float32)
+    for top in range(0, rows, PROJECT_BAND):
+        bottom = min(rows, top + PROJECT_BAND)
+        band = image[:, top : bottom + p - 1]
+        out[top:bottom] = grid_correlation(band, filters, np.arange(bottom - top), every_col).numpy()
+    return out
 
 
 def _mean_patch(reference: np.ndarray, channels: int, patch_size: int, position_shape: tuple[int, int]) -> np.ndarray:
