@@ -51,6 +51,7 @@ CONFIGS = {
     "default+guidance0.5": dataclasses.replace(DEFAULT, layout_guidance=0.5),
     "default+guidance1": dataclasses.replace(DEFAULT, layout_guidance=1.0),
     "default+guidance0.8": dataclasses.replace(DEFAULT, layout_guidance=0.8),
+    "default+guidance1to0": dataclasses.replace(DEFAULT, layout_guidance=1.0, layout_guidance_end=0.0),
 }
 METRICS = ("sifid", "lpips_diversity", "niqe", "swd", "copying_rate", "layout", "row_profile", "seams")
 

@@ -123,6 +123,7 @@ LABELS = {
     "default+guidance1": "`default`, `--layout-guidance 1`",
     "default+guidance0.5": "`default`, `--layout-guidance 0.5`",
     "default+guidance0.8": "`default`, `--layout-guidance 0.8`",
+    "default+guidance1to0": "`default`, `--layout-guidance 1 --layout-guidance-end 0`",
 }
 
 
@@ -169,7 +170,8 @@ def recorded_stamp(folder: Path) -> str:
 def quality_tables() -> dict[str, list[str]]:
     tables = {}
     full = HERE / "composition"
-    found = quality_rows(full, ["paper", "default", "default+guidance1", "default+guidance0.8", "default+guidance0.5"])
+    names = ["paper", "default", "default+guidance1", "default+guidance0.8", "default+guidance0.5", "default+guidance1to0"]
+    found = quality_rows(full, names)
     if found:
         header, rows, counts = found
         tables["quality"] = [
@@ -177,7 +179,8 @@ def quality_tables() -> dict[str, list[str]]:
             "",
             f"Means over the {counts['images']} images x {counts['samples']} samples (seeds 0-{counts['samples'] - 1}); "
             '"x": ratio to `paper`. ' + recorded_stamp(full / "paper") + ": `python benchmarks/bench_composition.py "
-            "--samples 10 --configs paper default default+guidance1 default+guidance0.8 default+guidance0.5`",
+            "--samples 10 --configs paper default default+guidance1 default+guidance0.8 default+guidance0.5 "
+            "default+guidance1to0`",
         ]
     reduced = RESULTS / "composition_5x3"
     found = quality_rows(reduced, ["paper", "default"])

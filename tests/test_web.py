@@ -68,7 +68,7 @@ def server(tmp_path_factory):
 
 def generate_args(path, **given):
     values = dict(input=handle_file(str(path)), size="", num_samples=1, seed=0, preset="default", steps=2)
-    values |= dict(patch_size=None, scales="", layout_guidance=None, variation=None) | given
+    values |= dict(patch_size=None, scales="", layout_guidance=None, layout_guidance_end=None, variation=None) | given
     return values
 
 
@@ -194,7 +194,18 @@ def test_the_jobs_run_the_cli_commands():
 @pytest.mark.parametrize(
     "name, values",
     [
-        ("generate", {"input": "a b.png", "size": "64x48", "num_samples": 3, "seed": 7, "steps": 4, "layout_guidance": 0.25}),
+        (
+            "generate",
+            {
+                "input": "a b.png",
+                "size": "64x48",
+                "num_samples": 3,
+                "seed": 7,
+                "steps": 4,
+                "layout_guidance": 0.25,
+                "layout_guidance_end": 0.0,
+            },
+        ),
         ("tile", {"input": "t.png", "preview": True, "patch_size": 9, "scales": "2"}),
         ("analogy", {"structure": "s.png", "style": "t.png", "level": 0.35}),
         ("inpaint", {"input": "x.png", "mask": "m.png", "blend": False, "dilate": 3, "tone_guidance": 0.75}),

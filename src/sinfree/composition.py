@@ -3,8 +3,9 @@
 The paper starts the coarsest scale from pure noise, and nothing there ties the sample's layout to
 the input's: a sky can shrink or vanish. Two ways back, each an option of ``GenerationSettings``:
 layout guidance (``profile_guided``: xhat0's row and column mean colours projected onto the
-input's after every denoiser call, the default) and a varied start (``noised_level``: the input's
-coarsest level noised to a chosen level instead of pure noise). Neither changes Eq. 2.
+input's after every denoiser call, the default; ``layout_guidance_end`` makes its strength change
+linearly with the noise level) and a varied start (``noised_level``: the input's coarsest level
+noised to a chosen level instead of pure noise). Neither changes Eq. 2.
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ def match_profiles(image: torch.Tensor, target: torch.Tensor, strength: float) -
     return image + strength * (target.mean(dim=-2, keepdim=True) - image.mean(dim=-2, keepdim=True))
 
 
-def profile_guided(denoiser, target: torch.Tensor, strength: float):
-    """The denoiser followed by ``match_profiles`` towards ``target`` (layout guidance on xhat0)."""
-    return WrappedDenoiser(denoiser, lambda d, x, alpha, sigma: match_profiles(d(x, alpha, sigma), target, strength))
+def guidance_strength(start: float, end: float | None, sigma: float) -> float:
+    """The layout guidance's strength at noise level ``sigma``: ``start`` at pure noise, ``end`` (None: ``start``,
+    constant) at the end, linear in between."""
+    return start if end is None else end + (start - end) * sigma
+
+
+def profile_guided(denoiser, target: torch.Tensor, strength: float, end: float | None = None):
+    """The denoiser followed by ``match_profiles`` towards ``target`` (layout guidance on xhat0), at
+    ``guidance_strength(strength, end, sigma)``."""
+    return WrappedDenoiser(
+        denoiser,
+        lambda d, x, alpha, sigma: match_profiles(d(x, alpha, sigma), target, guidance_strength(strength, end, sigma)),
+    )

@@ -185,6 +185,21 @@ LAYOUT = [
         None,
     ),
     Param(
+        "layout_guidance_end",
+        Annotated[
+            Optional[float],
+            option(
+                "--layout-guidance-end",
+                min=0.0,
+                max=1.0,
+                panel=LAYOUT_PANEL,
+                help="The guidance's strength at the last step, linear in the noise level from --layout-guidance (default: "
+                "constant). 0 fades it out: cleaner, more varied samples that keep the layout less.",
+            ),
+        ],
+        None,
+    ),
+    Param(
         "variation",
         Annotated[
             Optional[float],

@@ -234,6 +234,9 @@ def generate_controls(gr, config: WebConfig, name: str) -> Callable[[], dict[str
         if name in ("generate", "symmetric"):
             with gr.Accordion("Layout", open=False):
                 controls["layout_guidance"] = gr.Textbox(label="Layout guidance in [0, 1]", placeholder="the preset's: 0.7")
+                controls["layout_guidance_end"] = gr.Textbox(
+                    label="Layout guidance at the last step in [0, 1]", placeholder="blank: constant"
+                )
                 controls["variation"] = gr.Textbox(label="Variation in (0, 1]", placeholder="1: pure noise")
         return controls
 
