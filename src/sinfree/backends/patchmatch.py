@@ -134,7 +134,7 @@ class PatchMatchDenoiser:
         # the search space: the top principal directions of the reference patches, applied as a convolution
         self.projection = _projection_filters(self._reference_grid, min(project, self.channels * patch_size**2), seed)
         self.members = _project(reference, self.projection).reshape(self.num_positions, -1)
-        patch_norms = _box_sums(reference.detach().to(torch.float64).square().sum(dim=0), patch_size).reshape(-1).numpy()
+        patch_norms = _box_sums(_squares(reference), patch_size).reshape(-1).numpy()
         self.member_residuals = _residual_norms(patch_norms, self.members)  # outside the subspace: for lower bounds
         self.stats = CallStats()
         self._field: tuple[np.ndarray, np.ndarray] | None = None
@@ -193,7 +193,7 @@ class PatchMatchDenoiser:
         x = _rows_layout(x_t)
         scaled = self.reference_rows * np.float32(alpha)
         sharp = sigma <= self.full_search_below and self.full_passes > 0 and self.k < self.num_patches
-        norms = _box_sums(x_t.detach().to(torch.float64).square().sum(dim=0), self.patch_size)[rows][:, cols].reshape(-1).numpy()
+        norms = _box_sums(_squares(x_t), self.patch_size)[rows][:, cols].reshape(-1).numpy()
         cand, bounds = self._search(x_t, x, scaled, float(alpha), rows, cols, self.sharp_passes if sharp else self.passes, norms)
         x_columns, scaled_columns = _columns_layout(x_t), self.reference_columns * np.float32(alpha)
         dist = _kernels().exact_distances(
@@ -565,10 +565,24 @@ def _residual_norms(squared_norms: np.ndarray, projected: np.ndarray) -> np.ndar
     return _kernels().residual_norms(np.ascontiguousarray(squared_norms, dtype=np.float64), projected)
 
 
+def _squares(image: torch.Tensor) -> torch.Tensor:
+    """The squared norm of every pixel of ``image`` (C, H, W) over its channels, float64 (H, W): one channel at a time."""
+    out = torch.zeros(image.shape[-2:], dtype=torch.float64)
+    for channel in image.detach():
+        out += channel.to(torch.float64).square()
+    return out
+
+
 def _box_sums(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Sums of every ``size`` x ``size`` window of a 2-D image (h - size + 1, w - size + 1), from a summed-area table."""
-    table = F.pad(image.cumsum(dim=0).cumsum(dim=1), (1, 0, 1, 0))
-    return table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
+    """Sums of every ``size`` x ``size`` window of a 2-D image (h - size + 1, w - size + 1), from a summed-area table
+    (built in place: a 4096^2 reference's float64 table is 128 MiB)."""
+    table = image.new_zeros(image.shape[0] + 1, image.shape[1] + 1)
+    table[1:, 1:] = image
+    table.cumsum_(dim=0).cumsum_(dim=1)
+    out = table[size:, size:] - table[:-size, size:]
+    out -= table[size:, :-size]
+    out += table[:-size, :-size]
+    return out
 
 
 def _covering_rows(rows: np.ndarray, height: int, patch_size: int) -> tuple[np.ndarray, np.ndarray]:
