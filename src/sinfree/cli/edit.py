@@ -9,18 +9,6 @@ import typer
 from ..errors import SinfreeError
 from .options import GENERATION, LARGE, LAYOUT, OUTPUT, parse_size, with_options
 
-
-def run_edit(input: Path, options, settings, size, edit, suffix: str) -> None:
-    """An edit of the geometry in memory, or out of core where ``generate`` would go out of core (sinfree.large)."""
-    from .large import run_large_generation, wants_out_of_core
-    from .running import run_generation
-
-    if wants_out_of_core(input, options, settings, size):
-        run_large_generation(input, options, settings, size, edit, suffix)
-    else:
-        run_generation(input, options, settings, size, edit, suffix)
-
-
 InputArgument = Annotated[Path, typer.Argument(help="The reference image.")]
 
 
@@ -33,9 +21,10 @@ def retarget(
 ) -> None:
     """Resize INPUT to another size keeping its layout: the coarsest scale is the input resized, finer ones are sampled."""
     from ..editing import Retarget
+    from .large import run_sampling
     from .running import settings_from
 
-    run_edit(input, options, settings_from(options), parse_size(size), Retarget(), "_retarget")
+    run_sampling(input, options, settings_from(options), parse_size(size), Retarget(), "_retarget")
 
 
 @with_options(OUTPUT, GENERATION, LAYOUT, LARGE)
@@ -50,9 +39,10 @@ def symmetric(
 ) -> None:
     """Generate mirror-symmetric images: one half mirrored onto the other after every denoiser call (and after decoding, with --latent)."""
     from ..editing import Symmetric
+    from .large import run_sampling
     from .running import settings_from
 
-    run_edit(input, options, settings_from(options), parse_size(size), Symmetric(axis), f"_symmetric_{axis}")
+    run_sampling(input, options, settings_from(options), parse_size(size), Symmetric(axis), f"_symmetric_{axis}")
 
 
 @with_options(OUTPUT, GENERATION, LARGE)

@@ -27,12 +27,7 @@ def generate(
     options,
 ) -> None:
     """Generate new images with the patch statistics and the composition of INPUT (coarse-to-fine, Eq. 2 and Eq. 5)."""
-    from .running import run_generation, settings_from
+    from .large import run_sampling
+    from .running import settings_from
 
-    settings = settings_from(options, rectify=rectify)
-    from .large import run_large_generation, wants_out_of_core
-
-    if wants_out_of_core(input, options, settings, parse_size(size)):
-        run_large_generation(input, options, settings, parse_size(size))
-        return
-    run_generation(input, options, settings, parse_size(size))
+    run_sampling(input, options, settings_from(options, rectify=rectify), parse_size(size))

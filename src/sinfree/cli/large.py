@@ -33,6 +33,16 @@ def wants_out_of_core(input: Path, options, settings, size: Optional[tuple[int, 
     return output[0] * output[1] > LARGE_OUTPUT_PIXELS
 
 
+def run_sampling(input: Path, options, settings, size: Optional[tuple[int, int]], edit=None, suffix: str = "") -> None:
+    """Generation (or an edit of its geometry) in memory, or out of core where ``wants_out_of_core``."""
+    from .running import run_generation
+
+    if wants_out_of_core(input, options, settings, size):
+        run_large_generation(input, options, settings, size, edit, suffix)
+    else:
+        run_generation(input, options, settings, size, edit, suffix)
+
+
 def run_large_generation(
     input: Path, options, settings, size: Optional[tuple[int, int]], edit=None, suffix: str = ""
 ) -> list[Path]:
