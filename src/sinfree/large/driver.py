@@ -315,7 +315,12 @@ def generate_large(
     else:
         report("coarse scales", first_tiled, 0, work=sum(weights[s] for s in range(first_tiled, num_scales)))
 
-    # the tiled scales -------------------------------------------------------------------------
+    # the tiled scales: their reference levels go to files the workers read; this process lets go of its copies
+    level_shapes_in = [tuple(level.shape[-2:]) for level in pyramid]
+    for s in tiled:
+        if not store.path(f"reference_{s}.npy").exists():
+            save_npy_atomically(store.path(f"reference_{s}.npy"), pyramid[s].numpy())
+    del reference, pyramid
     executor = make_executor(options.workers, options.scheduler) if tiled else None
     try:
         for s in sorted(tiled, reverse=True):
@@ -325,9 +330,7 @@ def generate_large(
                 report("tiles", s, 0, work=weights[s])
                 continue
             reference_file = store.path(f"reference_{s}.npy")
-            if not reference_file.exists():
-                save_npy_atomically(reference_file, pyramid[s].numpy())
-            backend, backend_options = scale_backend(settings, C, tuple(pyramid[s].shape[-2:]), shapes[s])
+            backend, backend_options = scale_backend(settings, C, level_shapes_in[s], shapes[s])
             spec = DenoiserSpec(str(reference_file), settings.patch_size, settings.stride, settings.rho, backend, backend_options)
             if checkpoint["scale"] == s + 1:  # the scale starts: x_T
                 for parity in (0, 1):
