@@ -80,8 +80,7 @@ def sample_coarse_to_fine(
             )
         guided = denoiser
         # the layout guidance first: the edit's constraint (wrap) comes last
-        strongest = max(settings.layout_guidance, settings.layout_guidance_end or 0.0)
-        if scale == num_scales - 1 and strongest > 0 and edit.keeps_input_layout:
+        if scale == num_scales - 1 and settings.guides_layout and edit.keeps_input_layout:
             target = resize(pyramid[scale], canvas_shapes[scale])
             guided = profile_guided(denoiser, target, settings.layout_guidance, settings.layout_guidance_end)
         scale_denoiser = edit.wrap(guided, scale)

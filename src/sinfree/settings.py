@@ -105,6 +105,11 @@ class GenerationSettings:
         if self.patch_size is None:
             object.__setattr__(self, "patch_size", default_patch_size(self.latent))
 
+    @property
+    def guides_layout(self) -> bool:
+        """Whether the layout guidance acts at some step (its strength at pure noise or at the end is above 0)."""
+        return max(self.layout_guidance, self.layout_guidance_end or 0.0) > 0
+
     def validate(self) -> None:
         if self.patch_size < 1:
             raise ValueError(f"patch_size must be >= 1, got {self.patch_size}")

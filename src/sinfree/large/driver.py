@@ -250,7 +250,7 @@ def generate_large(
             f"{type(edit).__name__} sets the coarsest scale itself, which needs it in memory, but its canvas "
             f"({shapes[-1][1]}x{shapes[-1][0]}) is larger than a tile ({tile}): allow more memory (--max-memory-gb) or more scales (-S)"
         )
-    guided = max(settings.layout_guidance, settings.layout_guidance_end or 0.0) > 0 or settings.variation < 1
+    guided = settings.guides_layout or settings.variation < 1
     if first_tiled == num_scales and edit.keeps_input_layout and guided:
         logger.warning(
             "the coarsest scale is tiled (%dx%d canvas px): the layout guidance and variation, which act on the whole "
