@@ -203,6 +203,12 @@ def cell(entry: dict) -> str:
     )
 
 
+def joined_commands(earlier: str, command: str) -> str:
+    """The commands that made OUT.json's entries, each once, in the order first run."""
+    commands = dict.fromkeys([*earlier.split("; "), command])
+    return "; ".join(commands)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sides", type=int, nargs="+", default=[4096, 8192, 16384, 32768])
@@ -227,7 +233,7 @@ def main() -> None:
     entries, kept = [], []
     if args.append and args.out.with_suffix(".json").exists():
         earlier = json.loads(args.out.with_suffix(".json").read_text())
-        run_stamp = earlier["stamp"] | {"command": earlier["stamp"]["command"] + "; " + run_stamp["command"]}
+        run_stamp = earlier["stamp"] | {"command": joined_commands(earlier["stamp"]["command"], run_stamp["command"])}
         for e in earlier["entries"]:
             e.setdefault("space", "latent")
         kept = [
