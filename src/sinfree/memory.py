@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import MemoryBudgetError
 
@@ -19,6 +23,25 @@ def available_bytes() -> int:
     except OSError:
         pass
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def release_freed_memory() -> None:
+    """Collect garbage, then hand the allocator's free pages back to the system (glibc's ``malloc_trim``; a no-op
+    elsewhere). glibc keeps the heap's freed middle mapped: after the out-of-core run's coarse scales and each
+    tiled scale's denoiser, some 0.4 GiB of a 4096^2 run that a later, larger scale would count again."""
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None (another C library, or none found)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def format_bytes(count: float) -> str:

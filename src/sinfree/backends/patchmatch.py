@@ -123,16 +123,18 @@ class PatchMatchDenoiser:
         self.seed = seed
         self.reference_rows = _rows_layout(reference)
         self.reference_columns = _columns_layout(reference)
-        self._reference_grid = reference.to(torch.float32).unfold(1, patch_size, 1).unfold(2, patch_size, 1)  # view
+        # the patches as a view of the rows layout (Hp, Wp, C, P, P): the denoiser keeps no (C, H, W) copy
+        self._patch_grid = _patch_grid(self.reference_rows, self.channels, patch_size)
+        grid = reference.to(torch.float32).unfold(1, patch_size, 1).unfold(2, patch_size, 1)  # (C, Hp, Wp, P, P) view
         self.window = gaussian_window_1d(patch_size, rho).numpy()
         self.window_row = np.repeat(self.window, self.channels).astype(np.float32)
         self.mean_patch = (
             _mean_patch(self.reference_rows, self.channels, patch_size, self.position_shape)
             if self.num_patches == self.num_positions
-            else _mean_of(self._reference_grid, self.valid_positions, self.position_shape[1])
+            else _mean_of(grid, self.valid_positions, self.position_shape[1])
         )
         # the search space: the top principal directions of the reference patches, applied as a convolution
-        self.projection = _projection_filters(self._reference_grid, min(project, self.channels * patch_size**2), seed)
+        self.projection = _projection_filters(grid, min(project, self.channels * patch_size**2), seed)
         self.members = _project(reference, self.projection).reshape(self.num_positions, -1)
         patch_norms = _box_sums(_squares(reference), patch_size).reshape(-1).numpy()
         self.member_residuals = _residual_norms(patch_norms, self.members)  # outside the subspace: for lower bounds
@@ -141,6 +143,7 @@ class PatchMatchDenoiser:
         self._field_grid: tuple[np.ndarray, np.ndarray] | None = None  # the query grid the field belongs to
         self._trajectory_seed: int | None = None
         self._calls = 0
+        self._scaled: tuple[float, np.ndarray, np.ndarray] | None = None  # (a_t, a_t * reference in both layouts)
 
     # the interface generate() and the benchmarks use ------------------------------------------
 
@@ -191,11 +194,11 @@ class PatchMatchDenoiser:
             )
         start = time.perf_counter()
         x = _rows_layout(x_t)
-        scaled = self.reference_rows * np.float32(alpha)
+        scaled, scaled_columns = self._scaled_reference(float(alpha))
         sharp = sigma <= self.full_search_below and self.full_passes > 0 and self.k < self.num_patches
         norms = _box_sums(_squares(x_t), self.patch_size)[rows][:, cols].reshape(-1).numpy()
         cand, bounds = self._search(x_t, x, scaled, float(alpha), rows, cols, self.sharp_passes if sharp else self.passes, norms)
-        x_columns, scaled_columns = _columns_layout(x_t), self.reference_columns * np.float32(alpha)
+        x_columns = _columns_layout(x_t)
         dist = _kernels().exact_distances(
             x, scaled, x_columns, scaled_columns, rows, cols, cand, bounds, self._residuals, self.member_residuals, np.float32(alpha),
             self._cutoff(sigma), self.patch_size, self.channels, self.position_shape[1], REFRESH,
@@ -232,6 +235,15 @@ class PatchMatchDenoiser:
         self.stats.seconds += time.perf_counter() - start
         self.stats.flops += PatchBackend.flops(len(rows) * len(cols), self.num_patches, self.channels * self.patch_size**2)
         return out
+
+    def _scaled_reference(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """a_t times the reference, in the rows and the columns layouts: kept for the next call at the same a_t
+        (a tiled step calls once per tile; its memory is counted as the call's anyway)."""
+        if self._scaled is None or self._scaled[0] != alpha:
+            self._scaled = None  # let go of the previous step's before making these
+            a = np.float32(alpha)
+            self._scaled = (alpha, self.reference_rows * a, self.reference_columns * a)
+        return self._scaled[1], self._scaled[2]
 
     def _tail_matters(self, spread: float, inverse_two_var: float) -> bool:
         """Whether the patches outside the k could hold 1e-6 of some query's softmax, even if every one
@@ -280,8 +292,8 @@ class PatchMatchDenoiser:
                 x, scaled, rows, cols, samples_np, bounds, limits, self.patch_size, self.channels, self.position_shape[1]
             )
             return TailSamples(samples_np, tail_dist, log_share, None)
-        patches = self._reference_grid[:, samples // self.position_shape[1], samples % self.position_shape[1]]
-        patches = patches.permute(1, 0, 2, 3).contiguous()  # (m, C, P, P)
+        wp = self.position_shape[1]
+        patches = self._patch_grid[samples // wp, samples % wp].contiguous()  # (m, C, P, P)
         cross = grid_correlation(x_t.detach().to(torch.float32), patches, rows, cols).reshape(-1, self.tail)
         query_norms = torch.from_numpy(norms).to(torch.float32)[:, None]
         tail_dist = (query_norms - 2 * alpha * cross + alpha**2 * patches.square().sum(dim=(1, 2, 3))).clamp_min_(0.0)
@@ -512,6 +524,12 @@ def _rows_layout(image: torch.Tensor) -> np.ndarray:
     """(C, H, W) tensor -> float32 (H, W * C) array: one patch row is P * C contiguous numbers."""
     channels, height, width = image.shape
     return np.ascontiguousarray(image.detach().to(torch.float32).permute(1, 2, 0).numpy().reshape(height, width * channels))
+
+
+def _patch_grid(rows_layout: np.ndarray, channels: int, patch_size: int) -> torch.Tensor:
+    """Every patch of an image in the rows layout (H, W * C), as a view (Hp, Wp, C, P, P) of it."""
+    image = torch.from_numpy(rows_layout).view(rows_layout.shape[0], -1, channels)  # (H, W, C)
+    return image.unfold(0, patch_size, 1).unfold(1, patch_size, 1)
 
 
 def _columns_layout(image: torch.Tensor) -> np.ndarray:

@@ -27,9 +27,10 @@ from ..editing.geometry import mirror
 from ..errors import SinfreeError
 from ..io.images import PixelFormat, load_image, save_png, tensor_to_array
 from ..latent.pca import PCACodec
+from ..memory import format_bytes, release_freed_memory
 from ..planning import plan_run, scale_backend
 from ..pyramid import build_pyramid, level_shapes
-from ..resize import resize
+from ..resize import resize, resize_matrix
 from ..schedule import flow_schedule
 from ..settings import GenerationSettings
 from . import pyramid_tiff
@@ -43,7 +44,11 @@ STREAM_INPUT_PIXELS = 2**24  # inputs above this many pixels are read and encode
 PNG_MAX_PIXELS = 2**26  # the automatic format: PNG up to 8192^2, a pyramidal BigTIFF above
 DEFAULT_MEMORY = 4 * 2**30
 MIN_TILE, MAX_TILE = 64, 2048
-BASELINE_BYTES = 400 * 2**20  # the interpreter, torch and the coarse scales' leftovers
+# the interpreter, torch, numba's kernels, zarr and the coarse scales' leftovers: 0.60-0.68 GiB measured at a
+# 4096^2 run's largest scale once the freed pages are returned (``memory.release_freed_memory``)
+BASELINE_BYTES = 640 * 2**20
+# PatchMatch's rows and columns layouts of the reference, and a call's two copies of them scaled by a_t
+REFERENCE_COPIES = 4
 DECODE_ROWS = 256
 
 
@@ -105,19 +110,30 @@ def tile_side(settings: GenerationSettings, channels: int, reference_shape, budg
     dim = channels * p * p
     num_patches = (reference_shape[0] - p + 1) * (reference_shape[1] - p + 1)
     backend = backend_class_for(settings.backend)
-    fixed = backend.estimate_bytes(num_patches, dim, 1) + 3 * 4 * channels * reference_shape[0] * reference_shape[1]
+    fixed = denoiser_fixed_bytes(backend, num_patches, dim, channels * reference_shape[0] * reference_shape[1])
     per_query = backend.estimate_bytes(num_patches, dim, 1 << 20) - backend.estimate_bytes(num_patches, dim, 0)
     per_pixel = per_query / (1 << 20) + 12 * 4 * channels
     room = budget / max(1, workers) - BASELINE_BYTES - fixed
     if room < per_pixel * MIN_TILE**2 * 1.5:
-        from ..memory import format_bytes
-
         raise SinfreeError(
             f"--max-memory-gb {budget / 2**30:g} leaves no room for a {MIN_TILE} px tile per worker (the reference's "
             f"patch index alone needs ~{format_bytes(fixed)}); allow more memory or use fewer workers"
         )
     side = int(math.sqrt(room / per_pixel / 1.5))  # 1.5: the tile's halo and the allocator's slack
     return max(MIN_TILE, min(MAX_TILE, side // 64 * 64))
+
+
+def denoiser_fixed_bytes(backend, num_patches: int, dim: int, reference_values: int) -> int:
+    """A scale's denoiser whatever the tile: the backend's index (``estimate_bytes`` of one query), the reference
+    in REFERENCE_COPIES float32 copies, and 9 bytes per patch (PatchMatch's valid flags and int64 positions)."""
+    return backend.estimate_bytes(num_patches, dim, 1) + REFERENCE_COPIES * 4 * reference_values + 9 * num_patches
+
+
+def release_coarse_memory() -> None:
+    """After the in-memory scales: their freed buffers and the pyramid's cached resampling matrices (~0.1 GiB
+    at 4096^2; the tiled steps resample by taps) go back to the system before the tiled scales' denoisers."""
+    resize_matrix.cache_clear()
+    release_freed_memory()
 
 
 def _identity(source) -> str:
@@ -321,6 +337,7 @@ def generate_large(
         if not store.path(f"reference_{s}.npy").exists():
             save_npy_atomically(store.path(f"reference_{s}.npy"), pyramid[s].numpy())
     del reference, pyramid
+    release_coarse_memory()
     executor = make_executor(options.workers, options.scheduler) if tiled else None
     try:
         for s in sorted(tiled, reverse=True):
@@ -377,7 +394,9 @@ def generate_large(
 
                 executor.map(task, tiles, tile_done)
                 save(scale=s, t=t - 1)
+                release_freed_memory()  # the step's freed buffers, before the next step's
             _DENOISERS.clear()
+            release_freed_memory()
     finally:
         if executor is not None:
             executor.close()

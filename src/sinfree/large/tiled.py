@@ -195,10 +195,12 @@ _DENOISERS: dict = {}  # per process: the denoiser of the scale being tiled (bui
 
 def cached_denoiser(spec: DenoiserSpec):
     from ..image_denoiser import make_image_denoiser
+    from ..memory import release_freed_memory
 
     key = (spec.reference, spec.backend, tuple(sorted(spec.options.items())))
     if key not in _DENOISERS:
         _DENOISERS.clear()
+        release_freed_memory()  # the previous scale's denoiser, before the next (larger) one is built
         reference = torch.from_numpy(np.load(spec.reference))
         _DENOISERS[key] = make_image_denoiser(
             reference, spec.patch_size, stride=spec.stride, rho=spec.rho, backend=spec.backend, **spec.options
