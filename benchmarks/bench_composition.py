@@ -52,6 +52,10 @@ CONFIGS = {
     "default+guidance1": dataclasses.replace(DEFAULT, layout_guidance=1.0),
     "default+guidance0.8": dataclasses.replace(DEFAULT, layout_guidance=0.8),
     "default+guidance1to0": dataclasses.replace(DEFAULT, layout_guidance=1.0, layout_guidance_end=0.0),
+    "default+guidance0+prior0.1": dataclasses.replace(DEFAULT, layout_guidance=0.0, position_prior=0.1),
+    "default+guidance1to0+prior0.1": dataclasses.replace(
+        DEFAULT, layout_guidance=1.0, layout_guidance_end=0.0, position_prior=0.1
+    ),
 }
 METRICS = ("sifid", "lpips_diversity", "niqe", "swd", "copying_rate", "layout", "row_profile", "seams")
 

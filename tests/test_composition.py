@@ -11,7 +11,7 @@ import torch
 from helpers import assert_new_image_of_input_patches, to_tensor
 from skimage import data, transform
 
-from sinfree import GenerationSettings, InputImageError, generate_samples, preset_settings
+from sinfree import GenerationSettings, ImageDenoiser, InputImageError, generate_samples, preset_settings
 from sinfree.backends import denoise_patches, make_backend
 from sinfree.backends.balanced import balanced_weights
 from sinfree.coarse_to_fine import sample_coarse_to_fine
@@ -256,3 +256,66 @@ def test_guidance_fading_to_zero_keeps_the_layout_between_none_and_constant_guid
         row_error(layout_guidance=1.0),
     )
     assert constant < 0.8 * faded and faded < 0.8 * free  # measured: 0.026, 0.042, 0.078
+
+
+def position_prior_reference(x_t, reference, patch_size, rho, alpha, sigma, tau):
+    """Algorithm 1 over Eq. 2 with the position prior, brute force in float64: every query patch, every reference
+    patch, the log-weight -|centre_i - centre_j|^2 / (2 tau^2) in fractions of each image's sides, the window fold."""
+    from sinfree.patches import gaussian_window
+
+    def unfold(image):
+        c, h, w = image.shape
+        patches, centres = [], []
+        for r in range(h - patch_size + 1):
+            for col in range(w - patch_size + 1):
+                patches.append(image[:, r : r + patch_size, col : col + patch_size].reshape(-1))
+                centres.append([(r + patch_size / 2) / h, (col + patch_size / 2) / w])
+        return torch.stack(patches), torch.tensor(centres, dtype=torch.float64)
+
+    queries, query_centres = unfold(x_t.double())
+    patches, patch_centres = unfold(reference.double())
+    logits = -((queries[:, None] - alpha * patches[None]) ** 2).sum(-1) / (2 * sigma**2)
+    logits -= ((query_centres[:, None] - patch_centres[None]) ** 2).sum(-1) / (2 * tau**2)
+    denoised = torch.softmax(logits, dim=1) @ patches
+    window = gaussian_window(patch_size, rho).double().repeat(x_t.shape[0])
+    out, weight = torch.zeros_like(x_t, dtype=torch.float64), torch.zeros_like(x_t, dtype=torch.float64)
+    c, h, w = x_t.shape
+    i = 0
+    for r in range(h - patch_size + 1):
+        for col in range(w - patch_size + 1):
+            out[:, r : r + patch_size, col : col + patch_size] += (denoised[i] * window).view(c, patch_size, patch_size)
+            weight[:, r : r + patch_size, col : col + patch_size] += window.view(c, patch_size, patch_size)
+            i += 1
+    return out / weight
+
+
+@pytest.mark.parametrize("alpha,sigma", [(0.05, 0.95), (0.5, 0.5), (0.95, 0.05)])
+def test_position_prior_denoiser_is_eq2_with_the_prior_in_float64(alpha, sigma):
+    """Tolerance 1e-4 (fp32 scores); the prior changes the result, and a huge tau is plain Eq. 2."""
+    from sinfree.composition import PositionPriorDenoiser
+
+    g = torch.Generator().manual_seed(4)
+    reference, x_t = torch.rand(3, 14, 17, generator=g) * 2 - 1, torch.randn(3, 16, 12, generator=g)  # a retarget
+    denoiser = PositionPriorDenoiser(reference, 5, 0.2, 0.15)
+    expected = position_prior_reference(x_t, reference, 5, 0.2, alpha, sigma, 0.15)
+    assert (denoiser(x_t, alpha, sigma).double() - expected).abs().max().item() < 1e-4
+    plain = ImageDenoiser(reference, 5, rho=0.2, backend="exact")(x_t, alpha, sigma).double()
+    assert (expected - plain).abs().max().item() > 1e-2
+    unconstrained = PositionPriorDenoiser(reference, 5, 0.2, 1e6)(x_t, alpha, sigma).double()
+    assert (unconstrained - plain).abs().max().item() < 1e-4
+
+
+def test_position_prior_keeps_the_layout_unguided_and_makes_new_images(scene):
+    small = dict(patch_size=11, steps=6, num_scales=2, layout_guidance=0.0)
+    reference = to_tensor(scene)
+
+    def run(prior):
+        result = generate_samples(scene, preset_settings(position_prior=prior, **small), num_samples=3, seed=0)
+        return result, np.mean([layout_distance(to_tensor(s), reference) for s in result.samples])
+
+    (placed, placed_layout), (_, free_layout) = run(0.1), run(0.0)
+    assert placed_layout < 0.7 * free_layout and placed.settings["position_prior"] == 0.1
+    for sample in placed.samples:
+        assert_new_image_of_input_patches(sample, scene)
+    with pytest.raises(ValueError, match="position_prior"):
+        GenerationSettings(position_prior=-0.1).validate()

@@ -68,7 +68,10 @@ def server(tmp_path_factory):
 
 def generate_args(path, **given):
     values = dict(input=handle_file(str(path)), size="", num_samples=1, seed=0, preset="default", steps=2)
-    values |= dict(patch_size=None, scales="", layout_guidance=None, layout_guidance_end=None, variation=None) | given
+    values |= (
+        dict(patch_size=None, scales="", layout_guidance=None, layout_guidance_end=None, position_prior=None, variation=None)
+        | given
+    )
     return values
 
 

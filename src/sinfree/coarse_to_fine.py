@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .backends.base import CallStats
-from .composition import noised_level, profile_guided
+from .composition import PositionPriorDenoiser, noised_level, profile_guided
 from .device import cpu_noise
 from .edit import Edit
 from .energy import EnergyRectifier, EnergyTrace
@@ -73,6 +73,8 @@ def sample_coarse_to_fine(
     for scale in range(num_scales - 1, -1, -1):
         patch_image = edit.patch_image(scale, pyramid[scale]).to(reference.device)  # an edit's own image (a style) too
         denoiser = edit.make_denoiser(scale, patch_image, settings, canvas_shapes[scale])
+        if denoiser is None and scale == num_scales - 1 and settings.position_prior > 0 and edit.keeps_input_layout:
+            denoiser = PositionPriorDenoiser(patch_image, settings.patch_size, settings.rho, settings.position_prior)
         if denoiser is None:
             backend, options = scale_backend(settings, reference.shape[0], tuple(patch_image.shape[-2:]), canvas_shapes[scale])
             denoiser = make_image_denoiser(

@@ -11,9 +11,14 @@ noised to a chosen level instead of pure noise). Neither changes Eq. 2.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .denoiser_wrapper import WrappedDenoiser
+from .image_denoiser import ImageDenoiser
+from .patches import patch_positions
 from .resize import resize
+
+MASK_BYTES = 64 * 2**20  # the position prior's (queries, patches) block of additive logits
 
 
 def noised_level(level: torch.Tensor, noise: torch.Tensor, schedule, blur: float = 1.0) -> torch.Tensor:
@@ -48,3 +53,50 @@ def profile_guided(denoiser, target: torch.Tensor, strength: float, end: float |
         denoiser,
         lambda d, x, alpha, sigma: match_profiles(d(x, alpha, sigma), target, guidance_strength(strength, end, sigma)),
     )
+
+
+class PositionPriorDenoiser(ImageDenoiser):
+    """Eq. 2 with a prior on where each reference patch may go (``position_prior``): the softmax over the patches
+    gets the log-weight ``-|c_i - c_j|^2 / (2 tau^2)``, c_i and c_j the query's and the patch's centres in
+    fractions of their images' heights and widths,
+
+        xhat0_i = sum_j softmax_j( -||x_i - a y_j||^2 / (2 s^2) - |c_i - c_j|^2 / (2 tau^2) ) y_j,
+
+    the exact denoiser of a patch distribution conditioned on position: a patch near the top of the canvas is
+    drawn from the patches near the top of the input, within about ``tau``. At high noise the prior decides the
+    arrangement; at low noise the distances dominate and each patch snaps onto the input's. Folded as in
+    Algorithm 1, through fused attention with the prior as its additive mask (the exact backend's Q and K)."""
+
+    def __init__(self, reference: torch.Tensor, patch_size: int, rho: float, tau: float):
+        if not tau > 0:
+            raise ValueError(f"the position prior's width tau must be > 0, got {tau}")
+        super().__init__(reference, patch_size, rho=rho, backend="exact")
+        self.tau = tau
+        self.patch_centres = _centres(tuple(reference.shape[-2:]), patch_size).to(reference.device) / tau  # in widths
+        self.mask_rows = max(1, MASK_BYTES // (4 * self.backend.num_patches))  # queries per (chunk, M) prior block
+
+    def denoise_queries(self, queries, rows, cols, shape, alpha: float, sigma: float) -> torch.Tensor:
+        backend = self.backend
+        centres = _grid_centres(rows, cols, shape, self.patch_size).to(queries.device) / self.tau
+        mean = backend.mean.to(torch.float32)
+        keys = backend.attention_keys.to(torch.float32)[None, None]
+        out = torch.empty(queries.shape, dtype=torch.float32, device=queries.device)
+        for start in range(0, len(queries), self.mask_rows):
+            xc = queries[start : start + self.mask_rows].to(torch.float32) - alpha * mean
+            query = torch.cat([alpha * xc, torch.full((len(xc), 1), -0.5 * alpha**2, device=xc.device)], dim=1)
+            query = F.pad(query, (0, keys.shape[-1] - query.shape[1]))
+            prior = torch.cdist(centres[start : start + len(xc)], self.patch_centres).square_().mul_(-0.5)
+            attended = F.scaled_dot_product_attention(query[None, None], keys, keys, attn_mask=prior[None, None], scale=sigma**-2)
+            out[start : start + len(xc)] = attended[0, 0, :, : backend.dim] + mean
+        return out.to(queries.dtype)
+
+
+def _grid_centres(rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int], patch_size: int) -> torch.Tensor:
+    """The centres (N, 2) of the patches at ``rows`` x ``cols`` (row-major) in fractions of the image's height and width."""
+    ys, xs = ((positions.to(torch.float32) + patch_size / 2) / side for positions, side in zip((rows, cols), shape))
+    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
+
+
+def _centres(shape: tuple[int, int], patch_size: int) -> torch.Tensor:
+    """The centres (M, 2) of every patch of an image of ``shape``, row-major (the order of ``all_patches``)."""
+    return _grid_centres(*(patch_positions(side, patch_size) for side in shape), shape, patch_size)

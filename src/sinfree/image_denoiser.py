@@ -113,11 +113,15 @@ class ImageDenoiser:
                 )
                 kept[band, :, : index.shape[1]] = index.view(-1, len(cols), index.shape[1])
             else:
-                denoised = self.backend(queries, alpha, sigma)
+                denoised = self.denoise_queries(queries, rows[band], cols, shape, alpha, sigma)
             fold_patches(denoised * self.window, rows[band], cols, self.patch_size, out)
         if coherent:
             self._previous = kept
         return out / self._normaliser(shape, rows, cols)
+
+    def denoise_queries(self, queries, rows, cols, shape, alpha: float, sigma: float) -> torch.Tensor:
+        """Eq. 2 for the query patches (N, D) at the grid ``rows`` x ``cols`` of an image of ``shape``."""
+        return self.backend(queries, alpha, sigma)
 
     def _propagation_plan(self, rows: torch.Tensor, cols: torch.Tensor, alpha: float):
         """For a coherent call: the propagated candidates of every query (issue 3 (a); None on a

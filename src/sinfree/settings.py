@@ -39,6 +39,12 @@ def default_patch_size(latent) -> int:
 # smooth skies and faces. On 15 x 3 screens, separate strengths (rows 1, columns 0.5), eta 1, a dead zone in the profile
 # match and guidance from 1 down to 0.4 or 0.7 stayed on or below the constant guidance's layout-diversity curve;
 # guidance rising from 0 to 1 varied more (0.44) at the default's layout, but at SIFID 0.71x (blurred).
+# Blending the finer scales' last xhat0 with the coarser result too (TwoScaleBlend on the last step) kept the layout
+# at 0.14x with diversity 0.40 (15 x 3), but painted ghosts (faint balloons, stripes in skies): SIFID 0.68x, seams
+# 1.09x; not kept. A prior on where patches go (position_prior, the log-weight -|c_i - c_j|^2 / (2 tau^2) in Eq. 2 on
+# the coarsest scale) gives the cleanest samples of any lever but trades layout for diversity worse than the guidance
+# (15 x 3: tau 0.05, 0.1, 0.2 alone: layout 0.36x, 0.56x, 0.88x at diversity 0.28, 0.39, 0.50; with the guidance
+# 0.7, tau 0.15: 0.29x at 0.32; on rows only, with guidance 0.5: 0.39x at 0.39); it stays an option (docs/quality.md).
 DEFAULT_LAYOUT_GUIDANCE = 0.7
 DEFAULT_VARIATION = 1.0
 DEFAULT_COMPLETENESS = 0.0
@@ -57,6 +63,7 @@ PRESETS: dict[str, dict] = {
         "start_blur": 1.0,
         "layout_guidance": 0.0,
         "layout_guidance_end": None,
+        "position_prior": 0.0,
         "latent_fallback": False,
         "small_input_patch": False,
     },
@@ -92,6 +99,9 @@ class GenerationSettings:
     )
     layout_guidance_end: float | None = (
         None  # the guidance's strength at the last step, linear in the noise level from layout_guidance; None = constant
+    )
+    position_prior: float = (
+        0.0  # on the coarsest scale, each patch drawn from about this fraction of the input around its place; 0 = off
     )
     start_blur: float = 1.0  # the varied start's input level low-passed by this factor (down- and up-sampled); 1 = sharp
     small_input_patch: bool = True  # the default 15 px patch shrinks for inputs or outputs under 30 px a side (patch_size_for)
@@ -134,6 +144,10 @@ class GenerationSettings:
             raise ValueError(f"layout_guidance must be in [0, 1], got {self.layout_guidance}")
         if self.layout_guidance_end is not None and not 0.0 <= self.layout_guidance_end <= 1.0:
             raise ValueError(f"layout_guidance_end must be in [0, 1] (or None: constant), got {self.layout_guidance_end}")
+        if not self.position_prior >= 0.0:
+            raise ValueError(
+                f"position_prior (a width, in fractions of the image's sides) must be >= 0, got {self.position_prior}"
+            )
         if not self.start_blur >= 1.0:
             raise ValueError(f"start_blur (the varied start's low-pass factor) must be >= 1, got {self.start_blur}")
         if not self.s_min < self.variation <= 1.0:

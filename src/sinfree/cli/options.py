@@ -200,6 +200,20 @@ LAYOUT = [
         None,
     ),
     Param(
+        "position_prior",
+        Annotated[
+            Optional[float],
+            option(
+                "--position-prior",
+                min=0.0,
+                panel=LAYOUT_PANEL,
+                help="On the coarsest scale, draw each patch from within about this fraction of the input around its "
+                "place (e.g. 0.1; default 0, off): cleaner samples that keep the layout, with less variety.",
+            ),
+        ],
+        None,
+    ),
+    Param(
         "variation",
         Annotated[
             Optional[float],

@@ -45,7 +45,7 @@ def settings_from(options, **fixed):
         "stride": options.stride,
         "latent": getattr(options, "latent", None),
     }
-    for name in ("layout_guidance", "layout_guidance_end", "variation", "start_blur", "completeness"):
+    for name in ("layout_guidance", "layout_guidance_end", "position_prior", "variation", "start_blur", "completeness"):
         values[name] = getattr(options, name, None)
     try:
         if values["latent"] is not None:

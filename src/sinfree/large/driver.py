@@ -266,15 +266,15 @@ def generate_large(
             f"{type(edit).__name__} sets the coarsest scale itself, which needs it in memory, but its canvas "
             f"({shapes[-1][1]}x{shapes[-1][0]}) is larger than a tile ({tile}): allow more memory (--max-memory-gb) or more scales (-S)"
         )
-    guided = settings.guides_layout or settings.variation < 1
+    guided = settings.guides_layout or settings.variation < 1 or settings.position_prior > 0
     if first_tiled == num_scales and edit.keeps_input_layout and guided:
         logger.warning(
-            "the coarsest scale is tiled (%dx%d canvas px): the layout guidance and variation, which act on the whole "
+            "the coarsest scale is tiled (%dx%d canvas px): the layout guidance, position prior and variation, which act on the whole "
             "coarsest canvas, are off; allow more memory (--max-memory-gb) or more scales (-S) to keep them",
             shapes[-1][1],
             shapes[-1][0],
         )
-        settings = dataclasses.replace(settings, layout_guidance=0.0, layout_guidance_end=None, variation=1.0)
+        settings = dataclasses.replace(settings, layout_guidance=0.0, layout_guidance_end=None, variation=1.0, position_prior=0.0)
     if tiled and settings.rectify is not None:
         raise SinfreeError("energy rectification (--rectify) is not available for tiled scales; run without it")
     recorded = settings.record(codec) | {"num_scales": num_scales, "output_size": [output_shape[1], output_shape[0]]}

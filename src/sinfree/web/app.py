@@ -237,6 +237,7 @@ def generate_controls(gr, config: WebConfig, name: str) -> Callable[[], dict[str
                 controls["layout_guidance_end"] = gr.Textbox(
                     label="Layout guidance at the last step in [0, 1]", placeholder="blank: constant"
                 )
+                controls["position_prior"] = gr.Textbox(label="Position prior (e.g. 0.1)", placeholder="blank: off")
                 controls["variation"] = gr.Textbox(label="Variation in (0, 1]", placeholder="1: pure noise")
         return controls
 
