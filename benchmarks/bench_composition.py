@@ -14,7 +14,8 @@ profiles against the input's) and the seam figure (``sinfree.metrics.layout``). 
 written as ``OUTDIR/NAME/`` (``results.json``, ``stamp.json``, ``report.md`` with contact sheets) and reused
 when present, so an interrupted run resumes. Prints the table of means with each figure's ratio to "paper",
 and (unless ``--no-sheet``) writes ``--sheet``, the contact sheet of docs/quality.md: each input, then three
-samples of "paper" and the same seeds of "default" (from the runs' saved samples, which git does not keep).
+samples of "paper" and the same seeds of "default" (from the runs' saved samples, which git does not keep); with
+the position prior's runs, a second sheet of the default against them.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ CONFIGS = {
         DEFAULT, layout_guidance=1.0, layout_guidance_end=0.0, position_prior=0.1
     ),
 }
+# the second contact sheet of docs/quality.md: the default against the position prior, alone and with the faded guidance
+PRIOR_SHEET = {"default": "default", "default+guidance0+prior0.1": "prior", "default+guidance1to0+prior0.1": "prior+faded"}
 METRICS = ("sifid", "lpips_diversity", "niqe", "swd", "copying_rate", "layout", "row_profile", "seams")
 
 
@@ -97,16 +100,18 @@ def summary(runs: dict, metrics: tuple[str, ...]) -> list[str]:
     return lines
 
 
-def old_vs_new(files: list[Path], outdir: Path, path: Path, per_image: int = 3) -> None:
-    """Rows of: the input, ``per_image`` samples of "paper", the same seeds of "default"."""
+def comparison_sheet(files: list[Path], outdir: Path, path: Path, configs: dict[str, str], per_image: int = 3) -> None:
+    """Rows of: the input, then ``per_image`` samples of each configuration (``configs``: name -> its label in the
+    sheet), the same seeds (from the runs' saved samples, which git does not keep)."""
     rows = []
     for file in files:
-        reference = as_rgb(load_image(file)[0])
-        old = read_sample_folder(outdir / "paper" / "samples" / file.stem)[:per_image]
-        new = read_sample_folder(outdir / "default" / "samples" / file.stem)[:per_image]
-        images = [((x + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy() for x in [reference, *old, *new]]
-        labels = ["input", *(f"paper {i}" for i in range(len(old))), *(f"default {i}" for i in range(len(new)))]
-        rows.append(contact_sheet(images, labels))
+        images = [as_rgb(load_image(file)[0])]
+        labels = ["input"]
+        for name, label in configs.items():
+            samples = read_sample_folder(outdir / name / "samples" / file.stem)[:per_image]
+            images += samples
+            labels += [f"{label} {i}" for i in range(len(samples))]
+        rows.append(contact_sheet([((x + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy() for x in images], labels))
     width = max(row.shape[1] for row in rows)
     padded = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
     buffer = io.BytesIO()
@@ -137,8 +142,12 @@ def main() -> None:
     shown = tuple(m for m in metrics if any(run.mean().get(m) == run.mean().get(m) for run in runs.values()))
     print("\n".join(summary(runs, shown)))
     if "default" in runs and not args.no_sheet:
-        old_vs_new(files, args.outdir, args.sheet)
+        comparison_sheet(files, args.outdir, args.sheet, {"paper": "paper", "default": "default"})
         print(f"wrote {args.sheet}")
+    if set(PRIOR_SHEET) <= set(runs) and not args.no_sheet:
+        prior_sheet = args.sheet.with_name("composition_position_prior.jpg")
+        comparison_sheet(files, args.outdir, prior_sheet, PRIOR_SHEET, per_image=2)
+        print(f"wrote {prior_sheet}")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,8 @@ LABELS = {
     "default+guidance0.5": "`default`, `--layout-guidance 0.5`",
     "default+guidance0.8": "`default`, `--layout-guidance 0.8`",
     "default+guidance1to0": "`default`, `--layout-guidance 1 --layout-guidance-end 0`",
+    "default+guidance0+prior0.1": "`default`, `--layout-guidance 0 --position-prior 0.1`",
+    "default+guidance1to0+prior0.1": "`default`, `--layout-guidance 1 --layout-guidance-end 0 --position-prior 0.1`",
 }
 
 
@@ -170,7 +172,16 @@ def recorded_stamp(folder: Path) -> str:
 def quality_tables() -> dict[str, list[str]]:
     tables = {}
     full = HERE / "composition"
-    names = ["paper", "default", "default+guidance1", "default+guidance0.8", "default+guidance0.5", "default+guidance1to0"]
+    names = [
+        "paper",
+        "default",
+        "default+guidance1",
+        "default+guidance0.8",
+        "default+guidance0.5",
+        "default+guidance1to0",
+        "default+guidance0+prior0.1",
+        "default+guidance1to0+prior0.1",
+    ]
     found = quality_rows(full, names)
     if found:
         header, rows, counts = found
@@ -180,7 +191,7 @@ def quality_tables() -> dict[str, list[str]]:
             f"Means over the {counts['images']} images x {counts['samples']} samples (seeds 0-{counts['samples'] - 1}); "
             '"x": ratio to `paper`. ' + recorded_stamp(full / "paper") + ": `python benchmarks/bench_composition.py "
             "--samples 10 --configs paper default default+guidance1 default+guidance0.8 default+guidance0.5 "
-            "default+guidance1to0`",
+            "default+guidance1to0 default+guidance0+prior0.1 default+guidance1to0+prior0.1`",
         ]
     reduced = RESULTS / "composition_5x3"
     found = quality_rows(reduced, ["paper", "default"])
