@@ -184,3 +184,12 @@ def test_outputs_get_the_usual_file_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+def test_generate_takes_the_layout_levers(small_rgb):
+    """The composition's options reach the sampler through the API's keywords (not the backend's)."""
+    plain = generate(small_rgb, seed=1, **FAST)[0]
+    faded = generate(small_rgb, seed=1, layout_guidance=1.0, layout_guidance_end=0.0, **FAST)[0]
+    placed = generate(small_rgb, seed=1, position_prior=0.1, **FAST)[0]
+    assert faded.shape == placed.shape == plain.shape
+    assert not np.array_equal(faded, plain) and not np.array_equal(placed, plain) and not np.array_equal(placed, faded)

@@ -46,6 +46,8 @@ def generate(
     rho: float | None = None,
     variation: float | None = None,
     layout_guidance: float | None = None,
+    layout_guidance_end: float | None = None,
+    position_prior: float | None = None,
     completeness: float | None = None,
     start_blur: float | None = None,
     stride: int | None = None,
@@ -70,7 +72,9 @@ def generate(
     picks S from ``min_coarsest_side`` (default 2 patch sizes). ``variation`` in (0, 1]: how much the
     layout may vary (1: pure noise); ``start_blur`` (>= 1) low-passes the input it starts from, so that only
     its broad layout is kept. ``layout_guidance`` in [0, 1]: on the coarsest scale, xhat0's row and column
-    mean colours are moved that far towards the input's. ``completeness`` in [0, 1]: how evenly the coarse scales use the
+    mean colours are moved that far towards the input's, at ``layout_guidance_end`` on the last step (linear in
+    the noise level; None: constant). ``position_prior`` (tau > 0; 0 off): on the coarsest scale, each patch is drawn
+    from within about tau of its place in the input (``composition.PositionPriorDenoiser``). ``completeness`` in [0, 1]: how evenly the coarse scales use the
     input's patches (``sinfree.backends.balanced``). Further keywords go to the backend
     (``backend="ivf", nprobe=2, k=5``).
 
@@ -94,6 +98,8 @@ def generate(
         rho=rho,
         variation=variation,
         layout_guidance=layout_guidance,
+        layout_guidance_end=layout_guidance_end,
+        position_prior=position_prior,
         completeness=completeness,
         start_blur=start_blur,
         stride=stride,
