@@ -4,6 +4,7 @@ balanced (completeness) Eq. 2, automatic scales, and the layout and seam figures
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -289,9 +290,10 @@ def position_prior_reference(x_t, reference, patch_size, rho, alpha, sigma, tau)
     return out / weight
 
 
-@pytest.mark.parametrize("alpha,sigma", [(0.05, 0.95), (0.5, 0.5), (0.95, 0.05)])
+@pytest.mark.parametrize("alpha,sigma", [(0.0, 1.0), (0.05, 0.95), (0.5, 0.5), (0.95, 0.05)])
 def test_position_prior_denoiser_is_eq2_with_the_prior_in_float64(alpha, sigma):
-    """Tolerance 1e-4 (fp32 scores); the prior changes the result, and a huge tau is plain Eq. 2."""
+    """At a = 0 (pure noise) xhat0 is the prior's own mean: each place's average of the patches near it."""
+    # tolerance 1e-4 (fp32 scores); the prior changes the result, and a huge tau is plain Eq. 2
     from sinfree.composition import PositionPriorDenoiser
 
     g = torch.Generator().manual_seed(4)
@@ -303,6 +305,29 @@ def test_position_prior_denoiser_is_eq2_with_the_prior_in_float64(alpha, sigma):
     assert (expected - plain).abs().max().item() > 1e-2
     unconstrained = PositionPriorDenoiser(reference, 5, 0.2, 1e6)(x_t, alpha, sigma).double()
     assert (unconstrained - plain).abs().max().item() < 1e-4
+    denoiser.mask_rows = 7  # the prior in blocks of 7 queries (a band's rows split across blocks)
+    assert (denoiser(x_t, alpha, sigma).double() - expected).abs().max().item() < 1e-4
+    assert denoiser.stats.calls == 2 and denoiser.stats.flops > 0
+
+
+def test_position_prior_limits_validation_and_cost_refusal():
+    from sinfree.composition import PositionPriorDenoiser
+    from sinfree.errors import SinfreeError
+
+    g = torch.Generator().manual_seed(5)
+    reference, x_t = torch.rand(3, 14, 17, generator=g) * 2 - 1, torch.randn(3, 14, 17, generator=g)
+    denoiser, plain = PositionPriorDenoiser(reference, 5, 0.2, 0.1), ImageDenoiser(reference, 5, backend="exact")
+    assert torch.allclose(denoiser(x_t, 1.0, 0.0), plain(x_t, 1.0, 0.0))  # s -> 0: the nearest patch, the prior aside
+    with pytest.raises(ValueError, match="alpha and sigma"):
+        denoiser(x_t, -0.5, 0.5)
+    for bad in (-0.1, 1e-5, math.inf):
+        with pytest.raises(ValueError, match="position_prior"):
+            GenerationSettings(position_prior=bad).validate()
+    with pytest.raises(ValueError, match="choose one"):
+        GenerationSettings(position_prior=0.1, completeness=0.5).validate()
+    big = np.zeros((200, 200, 3), dtype=np.uint8)
+    with pytest.raises(SinfreeError, match="position prior runs exact Eq. 2"):  # one scale: the whole image exact
+        generate_samples(big, preset_settings(position_prior=0.1, num_scales=1, steps=1), num_samples=1)
 
 
 def test_position_prior_keeps_the_layout_unguided_and_makes_new_images(scene):

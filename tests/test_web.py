@@ -207,6 +207,7 @@ def test_the_jobs_run_the_cli_commands():
                 "steps": 4,
                 "layout_guidance": 0.25,
                 "layout_guidance_end": 0.0,
+                "position_prior": 0.1,
             },
         ),
         ("tile", {"input": "t.png", "preview": True, "patch_size": 9, "scales": "2"}),

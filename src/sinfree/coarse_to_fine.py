@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .backends.base import CallStats
-from .composition import PositionPriorDenoiser, noised_level, profile_guided
+from .composition import PositionPriorDenoiser, check_position_prior_cost, noised_level, profile_guided
 from .device import cpu_noise
 from .edit import Edit
 from .energy import EnergyRectifier, EnergyTrace
@@ -66,6 +66,9 @@ def sample_coarse_to_fine(
     targets = None  # energy rectification: the HF energy curve of a run at the reference's size (sinfree.energy)
     if settings.rectify is not None and tuple(output_shape) != tuple(reference.shape[-2:]):
         targets = calibrate(reference, settings, num_scales, seed, pyramid)
+    if settings.position_prior > 0 and edit.keeps_input_layout:
+        coarsest = tuple(edit.patch_image(num_scales - 1, pyramid[-1]).shape[-2:])
+        check_position_prior_cost(reference.shape[0], settings.patch_size, coarsest, canvas_shapes[-1])
     finished: list[torch.Tensor | None] = [None] * num_samples
     calls_total = num_samples * num_scales * settings.steps
     calls_done = 0

@@ -10,15 +10,21 @@ noised to a chosen level instead of pure noise). Neither changes Eq. 2.
 
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.nn.functional as F
 
 from .denoiser_wrapper import WrappedDenoiser
+from .errors import SinfreeError
 from .image_denoiser import ImageDenoiser
 from .patches import patch_positions
 from .resize import resize
 
 MASK_BYTES = 64 * 2**20  # the position prior's (queries, patches) block of additive logits
+# the position prior's largest call (4 N M D flops, about 0.6 s on 2 cores): the coarsest scale with the automatic
+# S costs 1e9-1e10; a run whose coarsest scale is larger is refused before any work (more scales, or no prior)
+POSITION_PRIOR_MAX_FLOPS = 1e11
 
 
 def noised_level(level: torch.Tensor, noise: torch.Tensor, schedule, blur: float = 1.0) -> torch.Tensor:
@@ -77,6 +83,9 @@ class PositionPriorDenoiser(ImageDenoiser):
 
     def denoise_queries(self, queries, rows, cols, shape, alpha: float, sigma: float) -> torch.Tensor:
         backend = self.backend
+        if sigma <= 0 or alpha < 0:  # s -> 0: the nearest patch, where the prior no longer counts (or the backend's error)
+            return backend(queries, alpha, sigma)
+        start_time = time.perf_counter()
         centres = _grid_centres(rows, cols, shape, self.patch_size).to(queries.device) / self.tau
         mean = backend.mean.to(torch.float32)
         keys = backend.attention_keys.to(torch.float32)[None, None]
@@ -85,10 +94,33 @@ class PositionPriorDenoiser(ImageDenoiser):
             xc = queries[start : start + self.mask_rows].to(torch.float32) - alpha * mean
             query = torch.cat([alpha * xc, torch.full((len(xc), 1), -0.5 * alpha**2, device=xc.device)], dim=1)
             query = F.pad(query, (0, keys.shape[-1] - query.shape[1]))
-            prior = torch.cdist(centres[start : start + len(xc)], self.patch_centres).square_().mul_(-0.5)
+            prior = _log_prior(centres[start : start + len(xc)], self.patch_centres)
             attended = F.scaled_dot_product_attention(query[None, None], keys, keys, attn_mask=prior[None, None], scale=sigma**-2)
             out[start : start + len(xc)] = attended[0, 0, :, : backend.dim] + mean
+        backend.stats.calls += 1
+        backend.stats.seconds += time.perf_counter() - start_time
+        backend.stats.flops += backend.flops(len(queries), backend.num_patches, backend.dim)
         return out.to(queries.dtype)
+
+
+def _log_prior(query_centres: torch.Tensor, patch_centres: torch.Tensor) -> torch.Tensor:
+    """``-|c_i - c_j|^2 / 2`` (N, M) for centres already divided by tau, summed axis by axis (exact, unlike a
+    matmul-based distance)."""
+    dy = query_centres[:, 0:1] - patch_centres[None, :, 0]
+    dx = query_centres[:, 1:2] - patch_centres[None, :, 1]
+    return dy.square_().add_(dx.square_()).mul_(-0.5)
+
+
+def check_position_prior_cost(channels: int, patch_size: int, reference_shape, canvas_shape) -> None:
+    """Refuse a position prior whose exact Eq. 2 on the coarsest scale (``reference_shape`` patches, ``canvas_shape``
+    queries) would cost more than POSITION_PRIOR_MAX_FLOPS a call."""
+    queries, patches = ((a - patch_size + 1) * (b - patch_size + 1) for a, b in (canvas_shape, reference_shape))
+    flops = 4.0 * queries * patches * channels * patch_size**2
+    if flops > POSITION_PRIOR_MAX_FLOPS:
+        raise SinfreeError(
+            f"the position prior runs exact Eq. 2 on the coarsest scale, {canvas_shape[1]}x{canvas_shape[0]} px here: "
+            f"{flops:.1e} flops a step (at most {POSITION_PRIOR_MAX_FLOPS:.0e}); use more scales (-S) or no --position-prior"
+        )
 
 
 def _grid_centres(rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int], patch_size: int) -> torch.Tensor:

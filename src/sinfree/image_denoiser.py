@@ -120,7 +120,8 @@ class ImageDenoiser:
         return out / self._normaliser(shape, rows, cols)
 
     def denoise_queries(self, queries, rows, cols, shape, alpha: float, sigma: float) -> torch.Tensor:
-        """Eq. 2 for the query patches (N, D) at the grid ``rows`` x ``cols`` of an image of ``shape``."""
+        """Eq. 2 for the query patches (N, D) at the grid ``rows`` x ``cols`` of an image of ``shape``: the hook a
+        denoiser with its own weights overrides (a propagating backend's coherent calls do not go through it)."""
         return self.backend(queries, alpha, sigma)
 
     def _propagation_plan(self, rows: torch.Tensor, cols: torch.Tensor, alpha: float):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import os
 from collections.abc import Callable
@@ -39,9 +38,11 @@ def release_freed_memory() -> None:
 def _malloc_trim():
     """glibc's ``malloc_trim``, or None (another C library, or none found)."""
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
+        trim = ctypes.CDLL(None).malloc_trim  # the process's own C library
+    except (OSError, AttributeError, TypeError):
         return None
+    trim.argtypes = [ctypes.c_size_t]
+    return trim
 
 
 def format_bytes(count: float) -> str:

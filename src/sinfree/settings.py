@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass, field
 
 from .backends import AUTO, QUERY_GRID_OPTIONS, backend_class_for
@@ -50,6 +51,7 @@ DEFAULT_VARIATION = 1.0
 DEFAULT_COMPLETENESS = 0.0
 DEFAULT_RHO = 0.2
 DEFAULT_ETA = 0.0
+MIN_POSITION_PRIOR = 1e-3  # narrower widths overflow the prior's fp32 logits (and are a copy of the input anyway)
 PRESETS: dict[str, dict] = {
     "default": {},  # GenerationSettings' own defaults
     "paper": {
@@ -144,10 +146,13 @@ class GenerationSettings:
             raise ValueError(f"layout_guidance must be in [0, 1], got {self.layout_guidance}")
         if self.layout_guidance_end is not None and not 0.0 <= self.layout_guidance_end <= 1.0:
             raise ValueError(f"layout_guidance_end must be in [0, 1] (or None: constant), got {self.layout_guidance_end}")
-        if not self.position_prior >= 0.0:
+        if not (self.position_prior == 0.0 or MIN_POSITION_PRIOR <= self.position_prior < math.inf):
             raise ValueError(
-                f"position_prior (a width, in fractions of the image's sides) must be >= 0, got {self.position_prior}"
+                f"position_prior (a width, in fractions of the image's sides) must be 0 (off) or finite and >= "
+                f"{MIN_POSITION_PRIOR}, got {self.position_prior}"
             )
+        if self.position_prior > 0 and self.completeness > 0:
+            raise ValueError("position_prior and completeness each replace the coarsest scale's Eq. 2: choose one")
         if not self.start_blur >= 1.0:
             raise ValueError(f"start_blur (the varied start's low-pass factor) must be >= 1, got {self.start_blur}")
         if not self.s_min < self.variation <= 1.0:

@@ -239,11 +239,13 @@ class PatchMatchDenoiser:
     def _scaled_reference(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
         """a_t times the reference, in the rows and the columns layouts: kept for the next call at the same a_t
         (a tiled step calls once per tile; its memory is counted as the call's anyway)."""
-        if self._scaled is None or self._scaled[0] != alpha:
-            self._scaled = None  # let go of the previous step's before making these
+        cached = self._scaled
+        if cached is None or cached[0] != alpha:
+            self._scaled = cached = None  # let go of the previous step's before making these
             a = np.float32(alpha)
-            self._scaled = (alpha, self.reference_rows * a, self.reference_columns * a)
-        return self._scaled[1], self._scaled[2]
+            cached = (alpha, self.reference_rows * a, self.reference_columns * a)
+            self._scaled = cached  # one assignment: a thread reading self._scaled sees the old tuple or this one
+        return cached[1], cached[2]
 
     def _tail_matters(self, spread: float, inverse_two_var: float) -> bool:
         """Whether the patches outside the k could hold 1e-6 of some query's softmax, even if every one
