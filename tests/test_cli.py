@@ -252,8 +252,6 @@ def test_presets_and_the_composition_options(input_png, tmp_path):
         "0.5",
         "--layout-guidance-end",
         "0",
-        "--position-prior",
-        "0.2",
         *FAST,
     )
     assert tuned.returncode == 0, tuned.stderr
@@ -264,7 +262,12 @@ def test_presets_and_the_composition_options(input_png, tmp_path):
         2.0,
         0.5,
     )
-    assert settings["layout_guidance_end"] == 0.0 and settings["position_prior"] == 0.2
+    assert settings["layout_guidance_end"] == 0.0
+    placed = run_cli("generate", str(input_png), "-o", str(tmp_path / "placed"), "--position-prior", "0.2", *FAST)
+    assert placed.returncode == 0, placed.stderr
+    assert read_png_settings(tmp_path / "placed" / "in_seed0.png")["position_prior"] == 0.2
+    both = ("--position-prior", "0.2", "--completeness", "0.5")
+    assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "bad"), *both, *FAST), "choose one")
     assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "bad"), "--variation", "0", *FAST), "variation")
     assert_clean_failure(run_cli("generate", str(input_png), "-o", str(tmp_path / "bad"), "--preset", "fast", *FAST), "preset")
     assert not (tmp_path / "bad").exists()
