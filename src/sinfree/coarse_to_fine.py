@@ -66,7 +66,8 @@ def sample_coarse_to_fine(
     targets = None  # energy rectification: the HF energy curve of a run at the reference's size (sinfree.energy)
     if settings.rectify is not None and tuple(output_shape) != tuple(reference.shape[-2:]):
         targets = calibrate(reference, settings, num_scales, seed, pyramid)
-    if settings.position_prior > 0 and edit.keeps_input_layout:
+    placed = settings.position_prior > 0 and edit.keeps_input_layout  # the coarsest scale's Eq. 2 gets the prior
+    if placed:
         coarsest = tuple(edit.patch_image(num_scales - 1, pyramid[-1]).shape[-2:])
         check_position_prior_cost(reference.shape[0], settings.patch_size, coarsest, canvas_shapes[-1])
     finished: list[torch.Tensor | None] = [None] * num_samples
@@ -76,7 +77,7 @@ def sample_coarse_to_fine(
     for scale in range(num_scales - 1, -1, -1):
         patch_image = edit.patch_image(scale, pyramid[scale]).to(reference.device)  # an edit's own image (a style) too
         denoiser = edit.make_denoiser(scale, patch_image, settings, canvas_shapes[scale])
-        if denoiser is None and scale == num_scales - 1 and settings.position_prior > 0 and edit.keeps_input_layout:
+        if denoiser is None and scale == num_scales - 1 and placed:
             denoiser = PositionPriorDenoiser(patch_image, settings.patch_size, settings.rho, settings.position_prior)
         if denoiser is None:
             backend, options = scale_backend(settings, reference.shape[0], tuple(patch_image.shape[-2:]), canvas_shapes[scale])

@@ -1,11 +1,12 @@
 """The levers that keep the input's composition on the coarsest scale (issue 18; README, Presets).
 
 The paper starts the coarsest scale from pure noise, and nothing there ties the sample's layout to
-the input's: a sky can shrink or vanish. Two ways back, each an option of ``GenerationSettings``:
+the input's: a sky can shrink or vanish. Three ways back, each an option of ``GenerationSettings``:
 layout guidance (``profile_guided``: xhat0's row and column mean colours projected onto the
 input's after every denoiser call, the default; ``layout_guidance_end`` makes its strength change
 linearly with the noise level) and a varied start (``noised_level``: the input's coarsest level
-noised to a chosen level instead of pure noise). Neither changes Eq. 2.
+noised to a chosen level instead of pure noise) leave Eq. 2 as it is; a position prior
+(``PositionPriorDenoiser``) adds a log-prior on where each patch goes to its softmax.
 """
 
 from __future__ import annotations
