@@ -413,3 +413,12 @@ def test_patchmatch_keeps_no_copy_of_its_reference_and_one_scaled_per_step():
     denoiser(torch.randn(3, 30, 20), 0.8, 0.6)
     assert all(a is b for a, b in zip(scaled, denoiser._scaled_reference(0.8)))
     assert denoiser._scaled_reference(0.9)[0] is not scaled[0]
+
+
+def test_a_tiled_coarsest_scale_turns_the_layout_levers_off_and_records_it(image32, tmp_path, caplog):
+    """Guidance, variation and the position prior act on the whole coarsest canvas: tiled, they are off (said)."""
+    settings = preset_settings("default", backend="exact", patch_size=7, num_scales=2, steps=2, position_prior=0.1)
+    with caplog.at_level("WARNING"):
+        result = generate_large(image32, tmp_path / "out", settings, LargeOptions(store=tmp_path / "s", tile=16), size=(48, 48))
+    assert "coarsest scale is tiled" in caplog.text and "position prior" in caplog.text
+    assert result.settings["position_prior"] == 0.0 and result.settings["layout_guidance"] == 0.0
